@@ -1,0 +1,152 @@
+//! Access tokens: HS256 JWTs with the algorithm pinned, `iss`/`aud`/`exp`/`nbf` required, and the
+//! signing key chosen by `kid` from the keyring.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::Keyring;
+use crate::config::Settings;
+use crate::error::Error;
+use crate::models::Role;
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// The only algorithm accepted; pinned so a token cannot choose how it is checked (RFC 8725 §3.1).
+const ALGORITHM: Algorithm = Algorithm::HS256;
+
+/// What an access token says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// Issuer; must equal `jwt_issuer`.
+    pub iss: String,
+    /// Audience; must equal `jwt_audience`.
+    pub aud: String,
+    /// The user's id.
+    pub sub: String,
+    /// The username, so pages can greet without a database read.
+    pub name: String,
+    /// `user` or `admin`.
+    pub role: Role,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Not valid before (Unix seconds).
+    pub nbf: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: String,
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// Genuine and well-formed, but past its `exp`.
+    Expired,
+    /// Anything else: forged, tampered, wrong algorithm, unknown key, wrong issuer… (the reason, for the log).
+    Invalid(String),
+}
+
+/// Signs and verifies access tokens.
+pub struct Tokens {
+    keyring: Keyring,
+    issuer: String,
+    audience: String,
+    ttl_secs: i64,
+    validation: Validation,
+}
+
+impl Tokens {
+    /// Builds the signer/verifier from the settings and a loaded keyring.
+    pub fn new(settings: &Settings, keyring: Keyring) -> Tokens {
+        let mut validation = Validation::new(ALGORITHM);
+        validation.leeway = settings.jwt_leeway_secs;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&settings.jwt_issuer]);
+        validation.set_audience(&[&settings.jwt_audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        Tokens {
+            keyring,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            ttl_secs: settings.token_ttl_secs,
+            validation,
+        }
+    }
+
+    /// The keyring in use.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Lifetime of a new token, in seconds.
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    /// Signs a fresh token for a user with the active key.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        username: &str,
+        role: Role,
+    ) -> Result<(String, Claims), Error> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id.to_string(),
+            name: username.to_string(),
+            role,
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl_secs,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let token = self.sign(&claims)?;
+        Ok((token, claims))
+    }
+
+    /// Signs arbitrary claims with the active key (also used by tests to build edge cases).
+    pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
+        let key = self.keyring.active();
+        let mut header = Header::new(ALGORITHM);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, key.encoding())
+            .map_err(|e| Error::TokenSigning(e.to_string()))
+    }
+
+    /// Checks a token completely: size, header, algorithm, key, signature, then claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid(format!(
+                "token is {} bytes, over the limit",
+                token.len()
+            )));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| TokenError::Invalid(format!("malformed token: {e}")))?;
+        if header.alg != ALGORITHM {
+            return Err(TokenError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| TokenError::Invalid("token has no kid".into()))?;
+        let key = self
+            .keyring
+            .get(&kid)
+            .ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?;
+        jsonwebtoken::decode::<Claims>(token, key.decoding(), &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                other => TokenError::Invalid(format!("{other:?}")),
+            })
+    }
+}

@@ -1,0 +1,218 @@
+//! The command line: `serve` (the default), `create-admin`, `keys rotate|list`, `migrate`.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::keyring::KeyFile;
+use crate::auth::{Keyring, PasswordHasher};
+use crate::config::Settings;
+use crate::db::{self, Db};
+use crate::error::Error;
+use crate::models::{NewUser, Role, User};
+use crate::validation;
+
+/// latchkey: sign-up, sign-in and role-based access, served over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, about)]
+pub struct Cli {
+    /// What to do; without one, serve the site.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the site (the default).
+    Serve,
+    /// Create an administrator. The password is read from stdin when piped, else prompted for.
+    CreateAdmin {
+        /// Username: 3–32 of A–Z a–z 0–9 _ . -
+        #[arg(long)]
+        username: String,
+        /// Email address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Manage the token signing keys.
+    Keys {
+        /// What to do with the keys.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+/// `latchkey keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Add a new signing key; older keys keep verifying for `key_grace_secs`.
+    Rotate,
+    /// Show the key ids on the ring (never the secrets).
+    List,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(),
+        Command::CreateAdmin { username, email } => create_admin(&username, &email),
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => rotate_keys(),
+        Command::Keys {
+            action: KeysAction::List,
+        } => list_keys(),
+        Command::Migrate => migrate(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings() -> Result<Settings, Error> {
+    Settings::from_figment(&crate::figment())
+}
+
+fn serve() -> Result<(), Error> {
+    rocket::execute(crate::rocket(crate::figment()).launch())
+        .map(|_| ())
+        .map_err(|e| Error::Config(format!("the site could not start: {e}")))
+}
+
+fn migrate() -> Result<(), Error> {
+    let settings = settings()?;
+    let db = Db::new(&settings);
+    let applied = db::run_migrations(&mut *db.get()?)?;
+    if applied.is_empty() {
+        println!(
+            "database {} is up to date",
+            settings.database_url_redacted()
+        );
+    } else {
+        println!(
+            "applied {} migration(s): {}",
+            applied.len(),
+            applied.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn rotate_keys() -> Result<(), Error> {
+    let settings = settings()?;
+    if settings
+        .jwt_secret
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Err(Error::Config(
+            "LATCHKEY_JWT_SECRET is set, so the key file is not used; unset it to rotate keys with the key file".into(),
+        ));
+    }
+    let rotation = KeyFile::rotate(&settings.key_file, settings.key_grace_secs)?;
+    println!(
+        "new signing key {} in {}",
+        rotation.new_kid,
+        settings.key_file.display()
+    );
+    if !rotation.kept.is_empty() {
+        println!("still verifying: {}", rotation.kept.join(", "));
+    }
+    if !rotation.dropped.is_empty() {
+        println!(
+            "dropped (grace period over): {}",
+            rotation.dropped.join(", ")
+        );
+    }
+    println!("restart every instance (or roll them one by one) to sign with the new key");
+    Ok(())
+}
+
+fn list_keys() -> Result<(), Error> {
+    let settings = settings()?;
+    if settings
+        .jwt_secret
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        let ring = Keyring::load(&settings)?;
+        println!("{} (from LATCHKEY_JWT_SECRET, active)", ring.active().kid);
+        return Ok(());
+    }
+    let file = KeyFile::read(&settings.key_file)?;
+    for key in &file.keys {
+        let state = if key.kid == file.active {
+            "active".to_string()
+        } else {
+            match key.retired_at {
+                Some(at) => format!("verify-only, retired {at}"),
+                None => "verify-only".to_string(),
+            }
+        };
+        println!("{} created {} {}", key.kid, key.created_at, state);
+    }
+    Ok(())
+}
+
+/// Reads the new admin's password: one line from a pipe, or twice without echo from a terminal.
+fn read_password() -> Result<String, Error> {
+    let io = |e: std::io::Error| Error::Io(format!("cannot read the password: {e}"));
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(io)?;
+        let second = rpassword::prompt_password("Repeat password: ").map_err(io)?;
+        if first != second {
+            return Err(Error::Config("the two passwords do not match".into()));
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(io)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+fn create_admin(username: &str, email: &str) -> Result<(), Error> {
+    let invalid = |field: &str, message: String| Error::Config(format!("{field}: {message}"));
+    let username = validation::username(username).map_err(|m| invalid("username", m))?;
+    let email = validation::email(email).map_err(|m| invalid("email", m))?;
+    let settings = settings()?;
+    let db = Db::new(&settings);
+    let mut conn = db.get()?;
+    db::run_migrations(&mut conn)?;
+    let conflict = User::conflicts(&mut conn, &username, &email)?;
+    if conflict.username {
+        return Err(Error::Config(format!(
+            "username {username} is already taken"
+        )));
+    }
+    if conflict.email {
+        return Err(Error::Config(format!(
+            "email {email} is already registered"
+        )));
+    }
+    let password = read_password()?;
+    validation::password_length(&password)
+        .and_then(|_| validation::password_strength(&password, &[&username, &email]))
+        .map_err(|m| invalid("password", m))?;
+    let hasher = PasswordHasher::new(&settings)?;
+    let hash = hasher.hash_blocking(&password)?;
+    let new = NewUser::new(&username, &email, hash, Role::Admin);
+    match User::create(&mut conn, &new)? {
+        Ok(user) => {
+            crate::events::admin_created(&user.username);
+            println!("created administrator {} <{}>", user.username, user.email);
+            Ok(())
+        }
+        Err(_) => Err(Error::Config(format!(
+            "username {username} or email {email} was taken meanwhile"
+        ))),
+    }
+}

@@ -1,0 +1,190 @@
+//! The connection pool: a diesel `MultiConnection` over SQLite and PostgreSQL behind our own r2d2
+//! manager, so "connection refused" reaches the user instead of diesel's generic URL error.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, Pool};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+
+use crate::config::Settings;
+use crate::error::Error;
+
+/// A connection to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// The embedded default.
+    Sqlite(SqliteConnection),
+    /// For several instances sharing one database.
+    Postgres(PgConnection),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// `postgres://` or `postgresql://` → PostgreSQL; anything else is a SQLite path.
+    pub fn of(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// The URL with its password (if any) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+/// Why a connection could not be made, in words a person can act on.
+#[derive(Debug)]
+pub struct ConnectError(String);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Opens connections for r2d2, choosing the backend by URL scheme.
+#[derive(Debug)]
+pub struct Manager {
+    url: String,
+    backend: Backend,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectError> {
+        let where_ = redact_url(&self.url);
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.url)
+                .map(DbConnection::Postgres)
+                .map_err(|e| {
+                    let detail = e.to_string();
+                    ConnectError(format!(
+                        "cannot reach the database at {where_}: {}",
+                        summarize_pg_error(&detail)
+                    ))
+                }),
+            Backend::Sqlite => {
+                let mut conn =
+                    SqliteConnection::establish(sqlite_path(&self.url)).map_err(|e| {
+                        ConnectError(format!("cannot open the database at {where_}: {e}"))
+                    })?;
+                // WAL lets readers run beside the writer; busy_timeout makes writers queue
+                // instead of failing; foreign keys are off by default in SQLite.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                )
+                .map_err(|e| ConnectError(format!("cannot open the database at {where_}: {e}")))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(|e| ConnectError(format!("database connection lost: {e}")))
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// libpq's message is several lines with hints; the first clause ("connection refused") is what matters.
+fn summarize_pg_error(detail: &str) -> String {
+    let first = detail.lines().next().unwrap_or(detail).trim();
+    match first.rsplit_once(" failed: ") {
+        Some((_, why)) => why.trim().to_lowercase(),
+        None => first.to_string(),
+    }
+}
+
+/// The shared pool; all queries run on the blocking thread pool through [`Db::run`].
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+impl Db {
+    /// Builds the pool without connecting; the first query reports any connection problem.
+    pub fn new(settings: &Settings) -> Db {
+        let backend = Backend::of(&settings.database_url);
+        let manager = Manager {
+            url: settings.database_url.clone(),
+            backend,
+        };
+        let pool = Pool::builder()
+            .max_size(settings.database_pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(settings.database_timeout_secs.max(1)))
+            .test_on_check_out(false)
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(manager);
+        Db { pool, backend }
+    }
+
+    /// Which backend this pool talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Takes a connection now, on the calling thread (for the CLI and start-up).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<Manager>, Error> {
+        self.pool.get().map_err(|e| {
+            Error::DatabaseUnavailable(
+                e.to_string()
+                    .trim_start_matches("timed out waiting for connection: ")
+                    .to_string(),
+            )
+        })
+    }
+
+    /// Runs `f` with a connection on the blocking pool, so async workers never wait on the database.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.clone();
+        rocket::tokio::task::spawn_blocking(move || {
+            let mut conn = db.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+}

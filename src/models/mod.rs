@@ -1,0 +1,11 @@
+//! The tables as types; queries are methods on the model they belong to.
+
+mod user;
+
+pub use user::{NewUser, Role, SignupConflict, User, UserPage};
+
+/// The current time as stored in the database (UTC, no offset).
+pub fn now() -> time::PrimitiveDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    time::PrimitiveDateTime::new(now.date(), now.time())
+}

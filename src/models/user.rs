@@ -1,0 +1,331 @@
+//! A person who can sign in: the `users` table and every query on it.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::Serialize;
+use time::PrimitiveDateTime;
+
+use crate::db::schema::users;
+use crate::db::DbConnection;
+use crate::error::Error;
+
+/// What a user may do beyond their own pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Any signed-up person.
+    User,
+    /// May open the admin panel and manage users.
+    Admin,
+}
+
+impl Role {
+    /// The name stored in the database and in tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored or submitted role name; anything else is `None`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A row of `users`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// UUID, as text.
+    pub id: String,
+    /// As the person typed it.
+    pub username: String,
+    /// Lower-cased, unique: usernames are unique regardless of case.
+    pub username_key: String,
+    /// As the person typed it.
+    pub email: String,
+    /// Lower-cased, unique.
+    pub email_key: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// Disabled users cannot sign in.
+    pub disabled: bool,
+    /// When the account was made.
+    pub created_at: PrimitiveDateTime,
+    /// Last change to the row.
+    pub updated_at: PrimitiveDateTime,
+    /// Last successful sign-in.
+    pub last_login_at: Option<PrimitiveDateTime>,
+}
+
+/// A user about to be inserted; fields already validated.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser {
+    /// UUID, as text.
+    pub id: String,
+    /// Validated username.
+    pub username: String,
+    /// `username` lower-cased.
+    pub username_key: String,
+    /// Validated email.
+    pub email: String,
+    /// `email` lower-cased.
+    pub email_key: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// Always false for new users.
+    pub disabled: bool,
+    /// Now.
+    pub created_at: PrimitiveDateTime,
+    /// Now.
+    pub updated_at: PrimitiveDateTime,
+}
+
+impl NewUser {
+    /// A new active account with a fresh id.
+    pub fn new(username: &str, email: &str, password_hash: String, role: Role) -> NewUser {
+        let now = super::now();
+        NewUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: username.to_string(),
+            username_key: username.to_lowercase(),
+            email: email.to_string(),
+            email_key: email.to_lowercase(),
+            password_hash,
+            role: role.as_str().to_string(),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// Which unique field a signup collided with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignupConflict {
+    /// The username is in use (in any letter case).
+    pub username: bool,
+    /// The email is in use (in any letter case).
+    pub email: bool,
+}
+
+impl SignupConflict {
+    /// True when either field is taken.
+    pub fn any(self) -> bool {
+        self.username || self.email
+    }
+}
+
+/// One page of the admin panel's user list.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    /// The users on this page, oldest first.
+    pub users: Vec<User>,
+    /// How many users match the search in all.
+    pub total: i64,
+}
+
+impl User {
+    /// The stored role; a row with an unknown role is treated as a plain user.
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::User)
+    }
+
+    /// Looks a user up by id.
+    pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<User>, Error> {
+        Ok(users::table
+            .filter(users::id.eq(id))
+            .select(User::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// Looks a user up by username or email, ignoring letter case.
+    pub fn find_by_login(conn: &mut DbConnection, login: &str) -> Result<Option<User>, Error> {
+        let key = login.trim().to_lowercase();
+        let column = if key.contains('@') {
+            users::table.filter(users::email_key.eq(key)).into_boxed()
+        } else {
+            users::table
+                .filter(users::username_key.eq(key))
+                .into_boxed()
+        };
+        Ok(column.select(User::as_select()).first(conn).optional()?)
+    }
+
+    /// Which of these are already in use.
+    pub fn conflicts(
+        conn: &mut DbConnection,
+        username: &str,
+        email: &str,
+    ) -> Result<SignupConflict, Error> {
+        let username_taken: i64 = users::table
+            .filter(users::username_key.eq(username.to_lowercase()))
+            .count()
+            .get_result(conn)?;
+        let email_taken: i64 = users::table
+            .filter(users::email_key.eq(email.to_lowercase()))
+            .count()
+            .get_result(conn)?;
+        Ok(SignupConflict {
+            username: username_taken > 0,
+            email: email_taken > 0,
+        })
+    }
+
+    /// Inserts a user. A unique-index collision (also from a concurrent signup) comes back as
+    /// `Ok(Err(conflict))`, so exactly one of two racing signups wins.
+    pub fn create(
+        conn: &mut DbConnection,
+        new: &NewUser,
+    ) -> Result<Result<User, SignupConflict>, Error> {
+        let inserted = diesel::insert_into(users::table).values(new).execute(conn);
+        match inserted {
+            Ok(_) => Ok(Ok(User::find(conn, &new.id)?.ok_or(Error::NotFound)?)),
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                let conflict = User::conflicts(conn, &new.username, &new.email)?;
+                // The winner may have been rolled back since; report the name, the likelier clash.
+                Ok(Err(if conflict.any() {
+                    conflict
+                } else {
+                    SignupConflict {
+                        username: true,
+                        email: false,
+                    }
+                }))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stamps a successful sign-in.
+    pub fn record_login(conn: &mut DbConnection, id: &str) -> Result<(), Error> {
+        let now = super::now();
+        diesel::update(users::table.filter(users::id.eq(id)))
+            .set(users::last_login_at.eq(Some(now)))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Replaces the password hash.
+    pub fn set_password_hash(conn: &mut DbConnection, id: &str, hash: &str) -> Result<(), Error> {
+        let n = diesel::update(users::table.filter(users::id.eq(id)))
+            .set((
+                users::password_hash.eq(hash),
+                users::updated_at.eq(super::now()),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Changes a user's role; refuses to leave the site without an active admin.
+    pub fn set_role(conn: &mut DbConnection, id: &str, role: Role) -> Result<User, Error> {
+        User::guarded_update(conn, id, |conn| {
+            diesel::update(users::table.filter(users::id.eq(id)))
+                .set((
+                    users::role.eq(role.as_str()),
+                    users::updated_at.eq(super::now()),
+                ))
+                .execute(conn)
+        })
+    }
+
+    /// Disables or re-enables a user; refuses to disable the last active admin.
+    pub fn set_disabled(conn: &mut DbConnection, id: &str, disabled: bool) -> Result<User, Error> {
+        User::guarded_update(conn, id, |conn| {
+            diesel::update(users::table.filter(users::id.eq(id)))
+                .set((
+                    users::disabled.eq(disabled),
+                    users::updated_at.eq(super::now()),
+                ))
+                .execute(conn)
+        })
+    }
+
+    /// Applies `change` and checks, inside the same transaction, that an active admin remains.
+    ///
+    /// Writers are serialised so two admins demoting each other at once cannot both succeed:
+    /// PostgreSQL takes a self-exclusive table lock; SQLite's first write takes its single
+    /// writer lock, and the count runs after it.
+    fn guarded_update(
+        conn: &mut DbConnection,
+        id: &str,
+        change: impl FnOnce(&mut DbConnection) -> QueryResult<usize>,
+    ) -> Result<User, Error> {
+        conn.transaction(|conn| {
+            if matches!(conn, DbConnection::Postgres(_)) {
+                diesel::sql_query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").execute(conn)?;
+            }
+            if change(conn)? == 0 {
+                return Err(Error::NotFound);
+            }
+            if User::count_active_admins(conn)? == 0 {
+                return Err(Error::LastAdmin);
+            }
+            User::find(conn, id)?.ok_or(Error::NotFound)
+        })
+    }
+
+    /// Admins who are not disabled.
+    pub fn count_active_admins(conn: &mut DbConnection) -> Result<i64, Error> {
+        Ok(users::table
+            .filter(users::role.eq(Role::Admin.as_str()))
+            .filter(users::disabled.eq(false))
+            .count()
+            .get_result(conn)?)
+    }
+
+    /// Users whose username or email contains `query` (any case), a page at a time, oldest first.
+    pub fn search(
+        conn: &mut DbConnection,
+        query: &str,
+        page: i64,
+        per_page: i64,
+    ) -> Result<UserPage, Error> {
+        let pattern = format!("%{}%", escape_like(&query.trim().to_lowercase()));
+        let filtered = || {
+            users::table
+                .filter(
+                    users::username_key
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .or(users::email_key.like(pattern.clone()).escape('\\')),
+                )
+                .into_boxed()
+        };
+        let total: i64 = filtered().count().get_result(conn)?;
+        let users = filtered()
+            .order((users::created_at.asc(), users::id.asc()))
+            .limit(per_page)
+            .offset((page.max(1) - 1) * per_page)
+            .select(User::as_select())
+            .load(conn)?;
+        Ok(UserPage { users, total })
+    }
+}
+
+/// Makes `%`, `_` and `\` match themselves in a LIKE pattern.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,37 @@
+//! Liveness and readiness for load balancers and orchestrators.
+
+use rocket::http::Status;
+use rocket::serde::json::{json, Json, Value};
+use rocket::State;
+
+use crate::db::Db;
+
+/// Routes of this module.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![healthz, readyz]
+}
+
+/// The process is up; touches nothing else.
+#[rocket::get("/healthz")]
+fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The database answers; 503 when it does not.
+#[rocket::get("/readyz")]
+async fn readyz(db: &State<Db>) -> (Status, Json<Value>) {
+    use diesel::connection::SimpleConnection;
+    match db.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await {
+        Ok(()) => (
+            Status::Ok,
+            Json(json!({ "status": "ready", "database": "ok" })),
+        ),
+        Err(e) => {
+            log::warn!("readiness check failed: {e}");
+            (
+                Status::ServiceUnavailable,
+                Json(json!({ "status": "unavailable", "database": "unreachable" })),
+            )
+        }
+    }
+}

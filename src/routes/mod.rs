@@ -1,0 +1,21 @@
+//! The site's routes, one module per area, each exporting `routes()`.
+
+pub mod account;
+pub mod admin;
+pub mod auth;
+pub mod fields;
+pub mod health;
+pub mod pages;
+
+pub use fields::Fields;
+
+/// Every route of the site.
+pub fn all() -> Vec<rocket::Route> {
+    let mut routes = Vec::new();
+    routes.extend(pages::routes());
+    routes.extend(auth::routes());
+    routes.extend(account::routes());
+    routes.extend(admin::routes());
+    routes.extend(health::routes());
+    routes
+}

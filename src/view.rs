@@ -1,0 +1,57 @@
+//! Rendering pages: every template gets the same base context (title, nav, flash) plus its own.
+
+use rocket::http::Status;
+use rocket::request::FlashMessage;
+use rocket::response::{Flash, Redirect, Responder};
+use rocket_dyn_templates::Template;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::auth::CurrentUser;
+use crate::models::Role;
+
+/// Renders `template` in the site layout. `extra` must be a JSON object; its keys join the base ones.
+pub fn page(
+    template: &'static str,
+    title: &str,
+    user: Option<&CurrentUser>,
+    flash: Option<FlashMessage<'_>>,
+    extra: Value,
+) -> Template {
+    let mut context = json!({
+        "title": title,
+        "nav": {
+            "signed_in": user.is_some(),
+            "username": user.map_or("", |u| u.username.as_str()),
+            "is_admin": user.is_some_and(|u| u.role == Role::Admin),
+        },
+        "flash": flash.map(|f| json!({ "kind": f.kind(), "message": f.message() })),
+        "csrf_token": "",
+    });
+    if let (Some(base), Value::Object(extra)) = (context.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    Template::render(template, context)
+}
+
+/// A form handler's answer: on to the next page with a message, or the same form again with errors.
+#[derive(Responder)]
+pub enum FormOutcome {
+    /// Success: a 303 with a flash message.
+    Done(Flash<Redirect>),
+    /// The form again, with its errors and a 4xx status.
+    Redo((Status, Template)),
+}
+
+/// How times are shown on pages: `2026-11-22 21:30 UTC`.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_default()
+}
+
+/// [`format_time`] for database timestamps (stored in UTC).
+pub fn format_db_time(t: time::PrimitiveDateTime) -> String {
+    format_time(t.assume_utc())
+}
