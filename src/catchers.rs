@@ -8,24 +8,11 @@ use serde_json::json;
 
 use crate::auth::cookie::SessionCookie;
 use crate::auth::AuthState;
-use crate::view::page;
+use crate::view::{page, percent_encode};
 
 /// Every catcher of the site.
 pub fn all() -> Vec<rocket::Catcher> {
     rocket::catchers![unauthorized, default]
-}
-
-/// Percent-encodes a path for use as the `next` query value.
-fn encode_next(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Not signed in on a guarded page: back to the sign-in form, then here again.
@@ -44,7 +31,7 @@ fn unauthorized(req: &Request<'_>) -> Flash<Redirect> {
             Some(q) => format!("{}?{}", uri.path(), q),
             None => uri.path().to_string(),
         };
-        format!("/login?next={}", encode_next(&here))
+        format!("/login?next={}", percent_encode(&here, b"/"))
     } else {
         "/login".to_string()
     };

@@ -90,6 +90,7 @@ fn serve() -> Result<(), Error> {
 fn migrate() -> Result<(), Error> {
     let settings = settings()?;
     let db = Db::new(&settings);
+    db.create_if_missing()?;
     let applied = db::run_migrations(&mut *db.get()?)?;
     if applied.is_empty() {
         println!(
@@ -185,6 +186,7 @@ fn create_admin(username: &str, email: &str) -> Result<(), Error> {
     let email = validation::email(email).map_err(|m| invalid("email", m))?;
     let settings = settings()?;
     let db = Db::new(&settings);
+    db.create_if_missing()?;
     let mut conn = db.get()?;
     db::run_migrations(&mut conn)?;
     let conflict = User::conflicts(&mut conn, &username, &email)?;

@@ -39,6 +39,7 @@ struct Parts {
 fn prepare(figment: &Figment) -> Result<Parts, Error> {
     let settings = Settings::from_figment(figment)?;
     let db = Db::new(&settings);
+    db.create_if_missing()?;
     let applied = db::run_migrations(&mut *db.get()?)?;
     if !applied.is_empty() {
         log::info!("applied migrations: {}", applied.join(", "));

@@ -55,3 +55,17 @@ pub fn format_time(t: OffsetDateTime) -> String {
 pub fn format_db_time(t: time::PrimitiveDateTime) -> String {
     format_time(t.assume_utc())
 }
+
+/// Percent-encodes `s` for a query-string value, leaving unreserved characters (RFC 3986) and
+/// those in `keep` as they are.
+pub fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

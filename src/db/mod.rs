@@ -6,3 +6,14 @@ pub mod schema;
 
 pub use migrate::run_migrations;
 pub use pool::{redact_url, Backend, Db, DbConnection};
+
+use diesel::connection::SimpleConnection;
+
+/// Proves the database answers: a round trip, and on SQLite a read of the schema from the file.
+pub fn ping(conn: &mut DbConnection) -> Result<(), crate::error::Error> {
+    let sql = match conn {
+        DbConnection::Sqlite(_) => "SELECT count(*) FROM sqlite_master",
+        DbConnection::Postgres(_) => "SELECT 1",
+    };
+    Ok(conn.batch_execute(sql)?)
+}

@@ -1,6 +1,7 @@
 //! The connection pool: a diesel `MultiConnection` over SQLite and PostgreSQL behind our own r2d2
 //! manager, so "connection refused" reaches the user instead of diesel's generic URL error.
 
+use std::path::Path;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -97,6 +98,13 @@ impl r2d2::ManageConnection for Manager {
                     ))
                 }),
             Backend::Sqlite => {
+                // Only start-up creates the file (`Db::create_if_missing`); a file that vanished
+                // later is an outage, not an invitation to start an empty database.
+                if !Path::new(sqlite_path(&self.url)).exists() {
+                    return Err(ConnectError(format!(
+                        "cannot open the database at {where_}: the file does not exist"
+                    )));
+                }
                 let mut conn =
                     SqliteConnection::establish(sqlite_path(&self.url)).map_err(|e| {
                         ConnectError(format!("cannot open the database at {where_}: {e}"))
@@ -113,9 +121,18 @@ impl r2d2::ManageConnection for Manager {
         }
     }
 
+    /// Run at every checkout: a PostgreSQL round trip (drops connections a server restart
+    /// killed), or for SQLite a check that the file is still where it was.
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
-        conn.batch_execute("SELECT 1")
-            .map_err(|e| ConnectError(format!("database connection lost: {e}")))
+        match self.backend {
+            Backend::Sqlite if !Path::new(sqlite_path(&self.url)).exists() => {
+                Err(ConnectError("the database file was removed".into()))
+            }
+            Backend::Sqlite => Ok(()),
+            Backend::Postgres => conn
+                .batch_execute("SELECT 1")
+                .map_err(|e| ConnectError(format!("database connection lost: {e}"))),
+        }
     }
 
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
@@ -137,6 +154,7 @@ fn summarize_pg_error(detail: &str) -> String {
 pub struct Db {
     pool: Pool<Manager>,
     backend: Backend,
+    url: String,
 }
 
 impl Db {
@@ -151,10 +169,34 @@ impl Db {
             .max_size(settings.database_pool_size)
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(settings.database_timeout_secs.max(1)))
-            .test_on_check_out(false)
+            .test_on_check_out(true)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
-        Db { pool, backend }
+        Db {
+            pool,
+            backend,
+            url: settings.database_url.clone(),
+        }
+    }
+
+    /// Creates an empty SQLite file if there is none (start-up and `latchkey migrate` only).
+    pub fn create_if_missing(&self) -> Result<(), Error> {
+        if self.backend == Backend::Sqlite {
+            let path = Path::new(sqlite_path(&self.url));
+            if !path.exists() {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .map_err(|e| {
+                        Error::DatabaseUnavailable(format!(
+                            "cannot create the database file {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+            }
+        }
+        Ok(())
     }
 
     /// Which backend this pool talks to.

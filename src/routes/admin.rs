@@ -15,7 +15,7 @@ use crate::db::Db;
 use crate::error::Error;
 use crate::events;
 use crate::models::{Role, User};
-use crate::view::format_db_time;
+use crate::view::{format_db_time, percent_encode};
 
 /// Users shown per page.
 pub const PER_PAGE: i64 = 25;
@@ -25,19 +25,6 @@ const MAX_QUERY_CHARS: usize = 100;
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![users, change_role, disable, enable]
-}
-
-/// Percent-encodes a query-string value.
-fn encode_query_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The user list with search and pagination.
@@ -82,7 +69,7 @@ async fn users(
     let base_query = if q.is_empty() {
         String::new()
     } else {
-        format!("q={}&", encode_query_value(&q))
+        format!("q={}&", percent_encode(&q, b""))
     };
     Ok(crate::view::page(
         "admin/users",

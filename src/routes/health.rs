@@ -20,8 +20,7 @@ fn healthz() -> Json<Value> {
 /// The database answers; 503 when it does not.
 #[rocket::get("/readyz")]
 async fn readyz(db: &State<Db>) -> (Status, Json<Value>) {
-    use diesel::connection::SimpleConnection;
-    match db.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await {
+    match db.run(crate::db::ping).await {
         Ok(()) => (
             Status::Ok,
             Json(json!({ "status": "ready", "database": "ok" })),

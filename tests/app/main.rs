@@ -1,1 +1,13 @@
+//! The site's behaviour, end to end through Rocket's local client, one fresh database per test.
 
+mod helpers;
+
+mod account;
+mod admin;
+mod cli;
+mod health;
+mod keys;
+mod login;
+mod pages;
+mod signup;
+mod tokens;

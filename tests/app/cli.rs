@@ -1,0 +1,169 @@
+//! The `latchkey` binary: create-admin, keys, migrate, and clear errors with exit codes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use latchkey::models::Role;
+use rocket::http::Status;
+
+use crate::helpers::*;
+
+fn latchkey(db_url: &str, dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DATABASE_URL", db_url)
+        .env("LATCHKEY_KEY_FILE", dir.join("cli-keys.json"))
+        .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
+        .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+        .env_remove("LATCHKEY_JWT_SECRET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run latchkey");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn create_admin_reads_the_password_from_stdin_and_the_admin_can_use_the_panel() {
+    let app = spawn_app();
+    let out = latchkey(
+        app.db.url(),
+        app.dir.path(),
+        &[
+            "create-admin",
+            "--username",
+            "chief",
+            "--email",
+            "chief@example.com",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("created administrator chief"));
+    assert_eq!(app.user("chief").unwrap().role, "admin");
+    assert_eq!(app.login("chief", PASSWORD).status(), Status::SeeOther);
+    assert_eq!(app.client.get("/admin").dispatch().status(), Status::Ok);
+}
+
+#[test]
+fn create_admin_applies_the_same_rules() {
+    let app = spawn_app();
+    let weak = latchkey(
+        app.db.url(),
+        app.dir.path(),
+        &[
+            "create-admin",
+            "--username",
+            "chief",
+            "--email",
+            "chief@example.com",
+        ],
+        "password1234\n",
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(
+        text(&weak.stderr).contains("password"),
+        "{}",
+        text(&weak.stderr)
+    );
+
+    let bad_name = latchkey(
+        app.db.url(),
+        app.dir.path(),
+        &[
+            "create-admin",
+            "--username",
+            "x",
+            "--email",
+            "chief@example.com",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(bad_name.status.code(), Some(1));
+    assert!(text(&bad_name.stderr).contains("username"));
+    assert_eq!(app.user_count(), 0);
+
+    app.create_user("taken", Role::User);
+    let dup = latchkey(
+        app.db.url(),
+        app.dir.path(),
+        &[
+            "create-admin",
+            "--username",
+            "TAKEN",
+            "--email",
+            "new@example.com",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(text(&dup.stderr).contains("already taken"));
+
+    let usage = latchkey(app.db.url(), app.dir.path(), &["create-admin"], "");
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "missing arguments are a usage error"
+    );
+}
+
+#[test]
+fn keys_rotate_creates_then_extends_the_key_file() {
+    let app = spawn_app();
+    let first = latchkey(app.db.url(), app.dir.path(), &["keys", "rotate"], "");
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let second = latchkey(app.db.url(), app.dir.path(), &["keys", "rotate"], "");
+    assert!(text(&second.stdout).contains("still verifying"));
+    let list = latchkey(app.db.url(), app.dir.path(), &["keys", "list"], "");
+    let listing = text(&list.stdout);
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+    assert!(listing.contains("active") && listing.contains("verify-only"));
+    let file = std::fs::read_to_string(app.dir.path().join("cli-keys.json")).unwrap();
+    for line in listing.lines() {
+        let kid = line.split_whitespace().next().unwrap();
+        assert!(file.contains(kid));
+    }
+}
+
+#[test]
+fn migrate_applies_migrations_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir);
+    let out = latchkey(db.url(), dir.path(), &["migrate"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("applied"));
+    let again = latchkey(db.url(), dir.path(), &["migrate"], "");
+    assert!(text(&again.stdout).contains("up to date"));
+}
+
+#[test]
+fn an_unreachable_database_is_reported_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = latchkey(
+        "postgres://latchkey:hunter2@127.0.0.1:1/latchkey",
+        dir.path(),
+        &["migrate"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot reach the database at postgres://latchkey:***@127.0.0.1:1/latchkey"),
+        "{err}"
+    );
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(!err.contains("hunter2"), "password not printed");
+    assert!(!err.contains("panicked"));
+}

@@ -1,0 +1,297 @@
+//! Spawns the site on a fresh database per test: a temp SQLite file by default, or a new
+//! PostgreSQL database when `DATABASE_URL` (or `LATCHKEY_TEST_DATABASE_URL`) is a `postgres://` URL.
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use latchkey::auth::{Claims, Tokens};
+use latchkey::db::Db;
+use latchkey::models::{NewUser, Role, User};
+use latchkey::view::percent_encode;
+use rocket::figment::Figment;
+use rocket::http::{ContentType, Cookie, Status};
+use rocket::local::blocking::{Client, LocalResponse};
+
+/// A strong password accepted by the signup rules.
+pub const PASSWORD: &str = "correct-Horse-battery-77";
+/// The test signing secret (48 bytes).
+pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxy";
+/// Cookie name with `cookie_secure` off (debug default).
+pub const COOKIE: &str = "latchkey";
+
+/// The PostgreSQL server URL to create per-test databases on, if tests run on PostgreSQL.
+pub fn postgres_base_url() -> Option<String> {
+    std::env::var("LATCHKEY_TEST_DATABASE_URL")
+        .ok()
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+}
+
+/// A database that exists for one test.
+pub enum TestDb {
+    /// A file in a temp dir, removed with it.
+    Sqlite { url: String },
+    /// A database created on the server, dropped at the end.
+    Postgres {
+        server: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDb {
+    /// Creates a fresh, empty database.
+    pub fn new(dir: &tempfile::TempDir) -> TestDb {
+        match postgres_base_url() {
+            Some(base) => {
+                let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&base).expect("connect to PostgreSQL");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let url = replace_db_name(&base, &name);
+                TestDb::Postgres {
+                    server: base,
+                    name,
+                    url,
+                }
+            }
+            None => TestDb::Sqlite {
+                url: dir.path().join("latchkey.db").display().to_string(),
+            },
+        }
+    }
+
+    /// The URL to give the site.
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { server, name, .. } = self {
+            if let Ok(mut conn) = PgConnection::establish(server) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn);
+            }
+        }
+    }
+}
+
+/// `postgres://u@h:p/old?x` → `postgres://u@h:p/new?x`
+pub fn replace_db_name(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("url has a scheme");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or(before_query);
+    let mut out = format!("{scheme}://{authority}/{name}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// One running site on its own database.
+pub struct TestApp {
+    /// The tracked client (keeps cookies like a browser).
+    pub client: Client,
+    /// Settings as given, for building tokens by hand.
+    pub figment: Figment,
+    /// Holds the database alive.
+    pub db: TestDb,
+    /// Holds the temp dir alive (SQLite file, key files).
+    pub dir: tempfile::TempDir,
+    /// A hand-made token to send as the cookie (see [`TestApp::set_token`]).
+    token: std::cell::RefCell<Option<String>>,
+}
+
+/// The settings every test app starts from; cheap argon2 so the suite runs quickly (the OWASP
+/// defaults are checked by their own test).
+pub fn base_figment(db_url: &str) -> Figment {
+    rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("database_url", db_url))
+        .merge(("jwt_secret", SECRET))
+        .merge(("argon2_memory_kib", 256))
+        .merge(("argon2_iterations", 1))
+        .merge(("database_pool_size", 4))
+}
+
+/// A site with default test settings.
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(|f| f)
+}
+
+/// A site whose settings `adjust` changes.
+pub fn spawn_app_with(adjust: impl FnOnce(Figment) -> Figment) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = TestDb::new(&dir);
+    let figment = adjust(base_figment(db.url()));
+    let client = Client::tracked(latchkey::rocket(figment.clone())).expect("site starts");
+    TestApp {
+        client,
+        figment,
+        db,
+        dir,
+        token: Default::default(),
+    }
+}
+
+/// A second instance on the same database and settings (a different process, as far as state goes).
+pub fn second_instance(app: &TestApp) -> Client {
+    Client::tracked(latchkey::rocket(app.figment.clone())).expect("second instance starts")
+}
+
+/// URL-encodes form pairs.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k, b""), percent_encode(v, b"")))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+impl TestApp {
+    /// The site's database pool.
+    pub fn pool(&self) -> &Db {
+        self.client.rocket().state::<Db>().expect("db managed")
+    }
+
+    /// The site's token signer.
+    pub fn tokens(&self) -> &Tokens {
+        self.client
+            .rocket()
+            .state::<Tokens>()
+            .expect("tokens managed")
+    }
+
+    /// POSTs a form.
+    pub fn post_form(&self, uri: &str, pairs: &[(&str, &str)]) -> LocalResponse<'_> {
+        self.client
+            .post(uri.to_string())
+            .header(ContentType::Form)
+            .body(form(pairs))
+            .dispatch()
+    }
+
+    /// Signs up through the form.
+    pub fn signup(&self, username: &str, email: &str, password: &str) -> LocalResponse<'_> {
+        self.post_form(
+            "/signup",
+            &[
+                ("username", username),
+                ("email", email),
+                ("password", password),
+                ("password_confirm", password),
+            ],
+        )
+    }
+
+    /// Signs in through the form.
+    pub fn login(&self, username: &str, password: &str) -> LocalResponse<'_> {
+        self.post_form("/login", &[("username", username), ("password", password)])
+    }
+
+    /// Signs out.
+    pub fn logout(&self) -> LocalResponse<'_> {
+        self.client.post("/logout").dispatch()
+    }
+
+    /// Inserts a user straight into the database (fast; the signup form has its own tests).
+    pub fn create_user(&self, username: &str, role: Role) -> User {
+        let hasher = self
+            .client
+            .rocket()
+            .state::<latchkey::auth::PasswordHasher>()
+            .unwrap();
+        let hash = hasher.hash_blocking(PASSWORD).unwrap();
+        let new = NewUser::new(username, &format!("{username}@example.com"), hash, role);
+        let mut conn = self.pool().get().unwrap();
+        User::create(&mut conn, &new).unwrap().unwrap()
+    }
+
+    /// Creates a user and signs in as them.
+    pub fn sign_in_as(&self, username: &str, role: Role) -> User {
+        let user = self.create_user(username, role);
+        let response = self.login(username, PASSWORD);
+        assert_eq!(response.status(), Status::SeeOther, "sign-in as {username}");
+        user
+    }
+
+    /// Looks a user up by username.
+    pub fn user(&self, username: &str) -> Option<User> {
+        User::find_by_login(&mut self.pool().get().unwrap(), username).unwrap()
+    }
+
+    /// How many users exist.
+    pub fn user_count(&self) -> i64 {
+        use diesel::QueryDsl;
+        use latchkey::db::schema::users;
+        users::table
+            .count()
+            .get_result(&mut *self.pool().get().unwrap())
+            .unwrap()
+    }
+
+    /// The session cookie the client holds, if any.
+    pub fn session_cookie(&self) -> Option<Cookie<'static>> {
+        self.client
+            .cookies()
+            .get(COOKIE)
+            .map(|c| c.clone().into_owned())
+    }
+
+    /// Sends `token` as the session cookie on the following [`TestApp::get`] requests.
+    pub fn set_token(&self, token: &str) {
+        *self.token.borrow_mut() = Some(token.to_string());
+    }
+
+    /// GETs `uri` with the token given to [`TestApp::set_token`] as the session cookie.
+    pub fn get(&self, uri: &str) -> LocalResponse<'_> {
+        let request = self.client.get(uri.to_string());
+        match self.token.borrow().as_deref() {
+            Some(token) => request
+                .cookie(Cookie::new(COOKIE, token.to_string()))
+                .dispatch(),
+            None => request.dispatch(),
+        }
+    }
+
+    /// Valid claims for `user`, to be altered by a test.
+    pub fn claims_for(&self, user: &User) -> Claims {
+        let (_, claims) = self
+            .tokens()
+            .issue(&user.id, &user.username, user.role())
+            .unwrap();
+        claims
+    }
+}
+
+/// The Location header of a redirect.
+pub fn location(response: &LocalResponse<'_>) -> String {
+    response
+        .headers()
+        .get_one("Location")
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Every Set-Cookie header of a response.
+pub fn set_cookies(response: &LocalResponse<'_>) -> Vec<String> {
+    response
+        .headers()
+        .get("Set-Cookie")
+        .map(str::to_string)
+        .collect()
+}
+
+/// The Set-Cookie header for the session cookie, if the response sets or removes it.
+pub fn session_set_cookie(response: &LocalResponse<'_>, name: &str) -> Option<String> {
+    set_cookies(response)
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+}

@@ -1,0 +1,160 @@
+//! The keyring: rotation keeps old tokens valid for the grace period; weak keys refuse to start.
+
+use latchkey::auth::keyring::{check_strength, KeyFile};
+use latchkey::models::Role;
+use rocket::error::ErrorKind;
+use rocket::http::{Cookie, Status};
+use rocket::local::blocking::Client;
+
+use crate::helpers::*;
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+fn with_key_file(
+    app_dir: &std::path::Path,
+) -> impl FnOnce(rocket::figment::Figment) -> rocket::figment::Figment {
+    let path = app_dir.join("keys.json");
+    move |f| {
+        f.merge(("jwt_secret", ""))
+            .merge(("key_file", path.display().to_string()))
+    }
+}
+
+#[test]
+fn rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let key_file = keys_dir.path().join("keys.json");
+    let first = KeyFile::rotate(&key_file, 86_400).unwrap();
+    let app = spawn_app_with(with_key_file(keys_dir.path()));
+    app.sign_in_as("kim", Role::User);
+    let old_token = app.session_cookie().unwrap().value().to_string();
+    assert_eq!(kid_of(&old_token), first.new_kid);
+
+    let second = KeyFile::rotate(&key_file, 86_400).unwrap();
+    assert_eq!(second.kept, vec![first.new_kid.clone()]);
+    let restarted = second_instance(&app);
+    let response = restarted
+        .get("/private")
+        .cookie(Cookie::new(COOKIE, old_token.clone()))
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok, "old token verifies");
+    drop(response);
+
+    let response = restarted
+        .post("/login")
+        .header(rocket::http::ContentType::Form)
+        .body(form(&[("username", "kim"), ("password", PASSWORD)]))
+        .dispatch();
+    assert_eq!(response.status(), Status::SeeOther);
+    drop(response);
+    let new_token = restarted.cookies().get(COOKIE).unwrap().value().to_string();
+    assert_eq!(
+        kid_of(&new_token),
+        second.new_kid,
+        "new tokens use the new key"
+    );
+}
+
+#[test]
+fn keys_past_their_grace_period_are_dropped() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let key_file = keys_dir.path().join("keys.json");
+    KeyFile::rotate(&key_file, 0).unwrap();
+    let app = spawn_app_with(with_key_file(keys_dir.path()));
+    app.sign_in_as("lou", Role::User);
+    let old_token = app.session_cookie().unwrap().value().to_string();
+
+    let rotation = KeyFile::rotate(&key_file, 0).unwrap();
+    assert_eq!(rotation.dropped.len(), 1);
+    let restarted = second_instance(&app);
+    let response = restarted
+        .get("/private")
+        .cookie(Cookie::new(COOKIE, old_token))
+        .dispatch();
+    assert_eq!(response.status(), Status::SeeOther);
+}
+
+#[test]
+fn debug_build_creates_a_private_key_file_when_there_is_none() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(with_key_file(keys_dir.path()));
+    let path = keys_dir.path().join("keys.json");
+    assert!(path.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    app.sign_in_as("max", Role::User);
+    assert_eq!(app.client.get("/private").dispatch().status(), Status::Ok);
+}
+
+#[test]
+fn weak_or_broken_keys_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir);
+    for secret in ["short", "changeme", &"a".repeat(64)] {
+        let figment = base_figment(db.url()).merge(("jwt_secret", secret));
+        assert_start_fails(figment, secret);
+    }
+    assert!(check_strength(b"0123456789abcdefghijklmnopqrstuv").is_ok());
+
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{not json").unwrap();
+    let figment = base_figment(db.url())
+        .merge(("jwt_secret", ""))
+        .merge(("key_file", broken.display().to_string()));
+    assert_start_fails(figment, "a broken key file");
+}
+
+fn assert_start_fails(figment: rocket::figment::Figment, what: &str) {
+    match Client::tracked(latchkey::rocket(figment)) {
+        Ok(_) => panic!("{what} accepted"),
+        Err(e) => assert!(
+            matches!(e.kind(), ErrorKind::FailedFairings(f) if f.iter().any(|i| i.name == "latchkey")),
+            "{what}: {e}"
+        ),
+    }
+}
+
+#[test]
+fn tokens_from_another_deployment_are_refused() {
+    let app = spawn_app();
+    let other = spawn_app_with(|f| {
+        f.merge((
+            "jwt_secret",
+            "a-completely-different-secret-0123456789abcdef",
+        ))
+    });
+    other.sign_in_as("nia", Role::User);
+    let foreign = other.session_cookie().unwrap().value().to_string();
+    app.set_token(&foreign);
+    assert_eq!(
+        app.client.get("/private").dispatch().status(),
+        Status::SeeOther
+    );
+}
+
+#[test]
+fn weak_keys_are_refused_with_instructions() {
+    let settings = latchkey::config::Settings {
+        jwt_secret: Some("too-short".into()),
+        ..Default::default()
+    };
+    let err = latchkey::auth::Keyring::load(&settings)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("too weak") && err.contains("at least 32"),
+        "{err}"
+    );
+    assert!(
+        err.contains("openssl rand") && err.contains("latchkey keys rotate"),
+        "{err}"
+    );
+}
