@@ -23,6 +23,8 @@ pub struct Settings {
     pub jwt_secret: Option<String>,
     /// The keyring file (created by `latchkey keys rotate`, or by debug builds on first start).
     pub key_file: PathBuf,
+    /// Create the key file when it is missing; defaults to on in debug builds, off in release.
+    pub create_key_file: Option<bool>,
     /// How long a superseded key still verifies tokens after a rotation.
     pub key_grace_secs: i64,
     /// `iss` claim written and required.
@@ -55,6 +57,7 @@ impl Default for Settings {
             database_timeout_secs: 3,
             jwt_secret: None,
             key_file: "latchkey-keys.json".into(),
+            create_key_file: None,
             key_grace_secs: 24 * 3600,
             jwt_issuer: "latchkey".into(),
             jwt_audience: "latchkey".into(),
@@ -98,6 +101,11 @@ impl Settings {
     /// Whether cookies are `Secure` and `__Host-` prefixed.
     pub fn cookie_secure(&self) -> bool {
         self.cookie_secure.unwrap_or(!cfg!(debug_assertions))
+    }
+
+    /// Whether a missing key file is created (debug) or refused (release).
+    pub fn create_key_file(&self) -> bool {
+        self.create_key_file.unwrap_or(cfg!(debug_assertions))
     }
 
     /// How many password hashes may run at once.

@@ -71,7 +71,7 @@ impl Keyring {
         }
         let path = &settings.key_file;
         if !path.exists() {
-            if cfg!(debug_assertions) {
+            if settings.create_key_file() {
                 log::warn!(
                     "no signing key configured: created {} for this debug build; \
                      production needs a key of its own ({HOW_TO_MAKE_A_KEY})",

@@ -141,6 +141,32 @@ fn tokens_from_another_deployment_are_refused() {
 }
 
 #[test]
+fn without_a_key_a_release_configuration_refuses_to_start() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let mut settings = latchkey::config::Settings {
+        jwt_secret: None,
+        key_file: keys_dir.path().join("missing.json"),
+        create_key_file: Some(false),
+        ..Default::default()
+    };
+    let err = latchkey::auth::Keyring::load(&settings)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no signing key"), "{err}");
+    assert!(
+        err.contains("latchkey keys rotate") && err.contains("LATCHKEY_JWT_SECRET"),
+        "{err}"
+    );
+    assert!(!settings.key_file.exists(), "nothing created");
+    settings.create_key_file = None;
+    assert_eq!(
+        settings.create_key_file(),
+        cfg!(debug_assertions),
+        "debug creates, release refuses"
+    );
+}
+
+#[test]
 fn weak_keys_are_refused_with_instructions() {
     let settings = latchkey::config::Settings {
         jwt_secret: Some("too-short".into()),

@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod health;
 mod keys;
+mod logging;
 mod login;
 mod pages;
 mod signup;
