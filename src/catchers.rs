@@ -6,8 +6,8 @@ use rocket::response::{Flash, Redirect};
 use rocket_dyn_templates::Template;
 use serde_json::json;
 
-use crate::auth::cookie::SessionCookie;
-use crate::auth::AuthState;
+use crate::auth::csrf::CsrfRejected;
+use crate::auth::{AuthState, CsrfToken, Sessions};
 use crate::view::{page, percent_encode};
 
 /// Every catcher of the site.
@@ -17,12 +17,15 @@ pub fn all() -> Vec<rocket::Catcher> {
 
 /// Not signed in on a guarded page: back to the sign-in form, then here again.
 #[rocket::catch(401)]
-fn unauthorized(req: &Request<'_>) -> Flash<Redirect> {
-    let state = AuthState::of(req);
-    if matches!(state, AuthState::Expired | AuthState::Invalid) {
+async fn unauthorized(req: &Request<'_>) -> Flash<Redirect> {
+    let state = AuthState::of(req).await;
+    if matches!(
+        state,
+        AuthState::Expired | AuthState::Invalid | AuthState::Revoked
+    ) {
         // The catcher starts with a fresh cookie delta, so the guard's removal must be repeated.
-        if let Some(cookie) = req.rocket().state::<SessionCookie>() {
-            req.cookies().remove(cookie.removal());
+        if let Some(sessions) = req.rocket().state::<Sessions>() {
+            sessions.clear_cookie(req.cookies());
         }
     }
     let target = if req.method() == Method::Get {
@@ -37,6 +40,7 @@ fn unauthorized(req: &Request<'_>) -> Flash<Redirect> {
     };
     let message = match state {
         AuthState::Expired => "Your session has expired. Please sign in again.",
+        AuthState::Revoked => "Your session has ended. Please sign in again.",
         _ => "Please sign in to continue.",
     };
     Flash::warning(Redirect::to(target), message)
@@ -91,13 +95,22 @@ fn explain(status: Status) -> (&'static str, &'static str) {
 
 /// Every other error status: a page in the site's layout.
 #[rocket::catch(default)]
-fn default(status: Status, req: &Request<'_>) -> Template {
-    let (heading, message) = explain(status);
+async fn default(status: Status, req: &Request<'_>) -> Template {
+    let (heading, mut message) = explain(status);
+    if status == Status::Forbidden && req.local_cache(|| None::<CsrfRejected>).is_some() {
+        message = "This form has expired or was sent from another site, so nothing was changed. \
+                   Reload the page and try again.";
+    }
+    let csrf = match req.guard::<CsrfToken>().await {
+        rocket::outcome::Outcome::Success(token) => token,
+        _ => CsrfToken(String::new()),
+    };
     page(
         "errors/error",
         heading,
-        AuthState::of(req).user(),
+        AuthState::of(req).await.user(),
         None,
+        &csrf,
         json!({ "status": status.code, "heading": heading, "message": message }),
     )
 }

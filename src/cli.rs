@@ -209,7 +209,11 @@ fn create_admin(username: &str, email: &str) -> Result<(), Error> {
     let new = NewUser::new(&username, &email, hash, Role::Admin);
     match User::create(&mut conn, &new)? {
         Ok(user) => {
-            crate::events::admin_created(&user.username);
+            let peer = crate::peer::Peer::default();
+            crate::events::Event::new(crate::models::AuditKind::AdminCreated, &peer)
+                .subject(crate::events::Who::user(&user.id, &user.username))
+                .detail("created with latchkey create-admin")
+                .record_with(&mut conn, &crate::clock::Clock::default())?;
             println!("created administrator {} <{}>", user.username, user.email);
             Ok(())
         }

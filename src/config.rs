@@ -31,10 +31,31 @@ pub struct Settings {
     pub jwt_issuer: String,
     /// `aud` claim written and required.
     pub jwt_audience: String,
-    /// Lifetime of an access token.
+    /// Lifetime of an access token; it is renewed from the session row when half is used.
     pub token_ttl_secs: i64,
+    /// Absolute lifetime of a session without "remember me" (ASVS 3.3).
+    pub session_ttl_secs: i64,
+    /// Absolute lifetime of a session with "remember me".
+    pub remember_ttl_secs: i64,
+    /// A session without "remember me" ends after this long without activity.
+    pub idle_timeout_secs: i64,
+    /// Revocations made on other instances are seen within this many milliseconds.
+    pub revocation_refresh_ms: u64,
+    /// Failed sign-ins in a row that lock an account (or an unknown name).
+    pub lockout_threshold: i32,
+    /// Successive lockout durations in seconds; the last one repeats.
+    pub lockout_steps_secs: Vec<i64>,
+    /// Sign-in attempts allowed per client IP per minute (per instance).
+    pub login_per_ip_per_minute: u32,
+    /// Sign-up attempts allowed per client IP per minute (per instance).
+    pub signup_per_ip_per_minute: u32,
+    /// Password-change attempts allowed per user per minute (per instance).
+    pub password_change_per_user_per_minute: u32,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub jwt_leeway_secs: u64,
+    /// The site's origin as browsers see it (`https://example.com`); form posts must come from
+    /// it. When unset, the request's `Host` header is the expected origin.
+    pub public_origin: Option<String>,
     /// Secure cookies with the `__Host-` prefix; defaults to on in release builds, off in debug.
     pub cookie_secure: Option<bool>,
     /// argon2id memory cost in KiB (OWASP: 19456).
@@ -61,9 +82,19 @@ impl Default for Settings {
             key_grace_secs: 24 * 3600,
             jwt_issuer: "latchkey".into(),
             jwt_audience: "latchkey".into(),
-            token_ttl_secs: 30 * 60,
+            token_ttl_secs: 15 * 60,
+            session_ttl_secs: 12 * 3600,
+            remember_ttl_secs: 30 * 24 * 3600,
+            idle_timeout_secs: 30 * 60,
+            revocation_refresh_ms: 500,
+            lockout_threshold: 5,
+            lockout_steps_secs: vec![60, 300, 900, 3600],
+            login_per_ip_per_minute: 30,
+            signup_per_ip_per_minute: 10,
+            password_change_per_user_per_minute: 10,
             jwt_leeway_secs: 5,
             cookie_secure: None,
+            public_origin: None,
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
@@ -87,6 +118,26 @@ impl Settings {
         if self.token_ttl_secs < 60 {
             return Err(Error::Config("token_ttl_secs must be at least 60".into()));
         }
+        if self.session_ttl_secs < self.token_ttl_secs
+            || self.remember_ttl_secs < self.token_ttl_secs
+        {
+            return Err(Error::Config(
+                "session_ttl_secs and remember_ttl_secs must be at least token_ttl_secs".into(),
+            ));
+        }
+        if self.revocation_refresh_ms == 0 || self.revocation_refresh_ms > 1000 {
+            return Err(Error::Config(
+                "revocation_refresh_ms must be between 1 and 1000".into(),
+            ));
+        }
+        if self.lockout_threshold < 1
+            || self.lockout_steps_secs.is_empty()
+            || self.lockout_steps_secs.iter().any(|s| *s < 1)
+        {
+            return Err(Error::Config(
+                "lockout_threshold must be at least 1 and lockout_steps_secs a list of positive seconds".into(),
+            ));
+        }
         if self.jwt_leeway_secs > 30 {
             return Err(Error::Config("jwt_leeway_secs must be at most 30".into()));
         }
@@ -101,6 +152,18 @@ impl Settings {
     /// Whether cookies are `Secure` and `__Host-` prefixed.
     pub fn cookie_secure(&self) -> bool {
         self.cookie_secure.unwrap_or(!cfg!(debug_assertions))
+    }
+
+    /// The account lockout rule.
+    pub fn lockout_policy(&self) -> crate::models::LockoutPolicy {
+        crate::models::LockoutPolicy {
+            threshold: self.lockout_threshold,
+            steps: self
+                .lockout_steps_secs
+                .iter()
+                .map(|s| time::Duration::seconds(*s))
+                .collect(),
+        }
     }
 
     /// Whether a missing key file is created (debug) or refused (release).

@@ -2,13 +2,17 @@
 //! HttpOnly cookie, on SQLite or PostgreSQL.
 
 pub mod auth;
+mod background;
 pub mod catchers;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod headers;
 pub mod models;
+pub mod peer;
 pub mod routes;
 pub mod validation;
 pub mod view;
@@ -19,11 +23,12 @@ use rocket::fs::FileServer;
 use rocket::{Build, Rocket};
 use rocket_dyn_templates::Template;
 
-use crate::auth::cookie::SessionCookie;
-use crate::auth::{Keyring, PasswordHasher, Tokens};
+use crate::auth::{Csrf, Keyring, PasswordHasher, Sessions, Throttle, Tokens};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
+use crate::events::Audit;
 
 pub use crate::config::figment;
 
@@ -31,8 +36,9 @@ pub use crate::config::figment;
 struct Parts {
     settings: Settings,
     db: Db,
-    tokens: Tokens,
+    sessions: Sessions,
     hasher: PasswordHasher,
+    csrf: Csrf,
 }
 
 /// Reads settings, opens the database, applies migrations, loads keys. Blocking: run off the workers.
@@ -50,13 +56,20 @@ fn prepare(figment: &Figment) -> Result<Parts, Error> {
         keyring.active().kid,
         keyring.kids()
     );
+    let csrf = Csrf::new(
+        &keyring,
+        settings.cookie_secure(),
+        settings.public_origin.clone(),
+    );
     let tokens = Tokens::new(&settings, keyring);
+    let sessions = Sessions::new(&settings, db.clone(), tokens, Clock::default());
     let hasher = PasswordHasher::new(&settings)?;
     Ok(Parts {
         settings,
         db,
-        tokens,
+        sessions,
         hasher,
+        csrf,
     })
 }
 
@@ -65,6 +78,7 @@ fn prepare(figment: &Figment) -> Result<Parts, Error> {
 pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(Template::fairing())
+        .attach(headers::SecurityHeaders)
         .attach(AdHoc::try_on_ignite("latchkey", |rocket| async move {
             let figment = rocket.figment().clone();
             let prepared = rocket::tokio::task::spawn_blocking(move || prepare(&figment))
@@ -73,13 +87,17 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 .and_then(|r| r);
             match prepared {
                 Ok(parts) => {
-                    let cookie = SessionCookie::new(parts.settings.cookie_secure());
                     let static_dir = parts.settings.static_dir.clone();
+                    let clock = parts.sessions.clock().clone();
                     Ok(rocket
+                        .attach(headers::shield(parts.settings.cookie_secure()))
+                        .manage(Audit::new(parts.db.clone(), clock.clone()))
+                        .manage(Throttle::new(&parts.settings))
+                        .manage(parts.csrf)
+                        .manage(clock)
                         .manage(parts.db)
-                        .manage(parts.tokens)
+                        .manage(parts.sessions)
                         .manage(parts.hasher)
-                        .manage(cookie)
                         .manage(parts.settings)
                         .mount("/static", FileServer::from(static_dir)))
                 }
@@ -88,6 +106,13 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                     Err(rocket)
                 }
             }
+        }))
+        .attach(AdHoc::on_liftoff("revocation refresher", |rocket| {
+            Box::pin(async move {
+                if let Some(sessions) = rocket.state::<Sessions>() {
+                    background::spawn(rocket, sessions);
+                }
+            })
         }))
         .mount("/", routes::all())
         .register("/", catchers::all())

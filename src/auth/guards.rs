@@ -1,15 +1,17 @@
-//! Request guards: `CurrentUser` from the session cookie (no database access), and `Admin` built on it.
+//! Request guards: `CurrentUser` from the session cookie, and `Admin` built on it.
 //!
-//! A failed guard fails with 401 or 403; the catchers in `catchers.rs` turn 401 into a redirect to
-//! the sign-in page (with the right message) and 403 into the "no access" page.
+//! The hot path is in memory: verify the token, look the session up in the revocation list. The
+//! database is touched only to renew a token with less than half its life left (or expired) from
+//! its session row. A failed guard fails with 401/403/503; the catchers in `catchers.rs` turn 401
+//! into a redirect to the sign-in page with the right message.
 
 use rocket::http::Status;
 use rocket::outcome::try_outcome;
 use rocket::request::{FromRequest, Outcome, Request};
 use time::OffsetDateTime;
 
-use super::cookie::SessionCookie;
-use super::{TokenError, Tokens};
+use super::sessions::Sessions;
+use super::{Claims, TokenError};
 use crate::events;
 use crate::models::Role;
 
@@ -20,12 +22,32 @@ pub struct CurrentUser {
     pub id: String,
     /// Username (`name`).
     pub username: String,
-    /// Role at the time the token was issued.
+    /// Role at the time the token was issued (a role change revokes the user's sessions).
     pub role: Role,
-    /// When the token stops being accepted.
+    /// When this token stops being accepted (it is renewed before then while the session lives).
     pub expires_at: OffsetDateTime,
+    /// When the session ends at the latest.
+    pub session_expires_at: OffsetDateTime,
+    /// The session (`sid`).
+    pub session_id: String,
     /// The token's `jti`.
     pub token_id: String,
+}
+
+impl CurrentUser {
+    /// The user a verified token describes.
+    pub fn from_claims(claims: &Claims) -> CurrentUser {
+        let at = |t| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        CurrentUser {
+            id: claims.sub.clone(),
+            username: claims.name.clone(),
+            role: claims.role,
+            expires_at: at(claims.exp),
+            session_expires_at: at(claims.sexp),
+            session_id: claims.sid.clone(),
+            token_id: claims.jti.clone(),
+        }
+    }
 }
 
 /// What the request's credentials amount to; worked out once per request and cached.
@@ -33,18 +55,27 @@ pub struct CurrentUser {
 pub enum AuthState {
     /// No credential was sent.
     SignedOut,
-    /// A valid token.
+    /// A valid token of a live session.
     SignedIn(CurrentUser),
-    /// A genuine token past its expiry.
+    /// The session is over (expired, idle too long); the token was genuine.
     Expired,
-    /// A token that failed verification for any other reason.
+    /// The session was ended (sign-out elsewhere, password change, admin action).
+    Revoked,
+    /// A token that failed verification.
     Invalid,
+    /// The token needed renewing and the database could not be reached.
+    Unavailable,
 }
 
 impl AuthState {
     /// The request's state, verifying the cookie the first time it is asked for.
-    pub fn of<'r>(req: &'r Request<'_>) -> &'r AuthState {
-        req.local_cache(|| AuthState::from_request_parts(req))
+    pub async fn of<'r>(req: &'r Request<'_>) -> &'r AuthState {
+        req.local_cache_async(AuthState::compute(req)).await
+    }
+
+    /// The state if a guard already worked it out (for catchers, which cannot wait).
+    pub fn cached<'r>(req: &'r Request<'_>) -> &'r AuthState {
+        req.local_cache(|| AuthState::SignedOut)
     }
 
     /// The signed-in user, if any.
@@ -55,38 +86,58 @@ impl AuthState {
         }
     }
 
-    fn from_request_parts(req: &Request<'_>) -> AuthState {
-        let (Some(tokens), Some(cookie)) = (
-            req.rocket().state::<Tokens>(),
-            req.rocket().state::<SessionCookie>(),
-        ) else {
+    async fn compute(req: &Request<'_>) -> AuthState {
+        let Some(sessions) = req.rocket().state::<Sessions>() else {
             return AuthState::SignedOut;
         };
         // Built so a Bearer header can be read here as well, by a later change.
         let Some(token) = req
             .cookies()
-            .get(cookie.name())
+            .get(sessions.cookie().name())
             .map(|c| c.value().to_string())
         else {
             return AuthState::SignedOut;
         };
-        match tokens.verify(&token) {
-            Ok(claims) => AuthState::SignedIn(CurrentUser {
-                id: claims.sub,
-                username: claims.name,
-                role: claims.role,
-                expires_at: OffsetDateTime::from_unix_timestamp(claims.exp)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                token_id: claims.jti,
-            }),
-            Err(TokenError::Expired) => {
-                req.cookies().remove(cookie.removal());
+        let now = sessions.clock().now();
+        let revocations = sessions.revocations();
+        if revocations.is_stale() {
+            if let Err(e) = revocations
+                .refresh(sessions.db(), now.unix_timestamp())
+                .await
+            {
+                log::warn!("revocation list not refreshed: {e}");
+            }
+        }
+        let (claims, expired) = match sessions.tokens().verify(&token, now.unix_timestamp()) {
+            Ok(claims) => (claims, false),
+            Err(TokenError::Expired(claims)) => (*claims, true),
+            Err(TokenError::Invalid(reason)) => {
+                sessions.clear_cookie(req.cookies());
+                events::token_rejected(&reason, req.client_ip());
+                return AuthState::Invalid;
+            }
+        };
+        if revocations.is_revoked(&claims.sid) {
+            sessions.clear_cookie(req.cookies());
+            return AuthState::Revoked;
+        }
+        if !expired && !sessions.wants_renewal(&claims, now) {
+            return AuthState::SignedIn(CurrentUser::from_claims(&claims));
+        }
+        match sessions.renew(req.cookies(), &claims).await {
+            Ok(Some(user)) => AuthState::SignedIn(user),
+            Ok(None) => {
+                sessions.clear_cookie(req.cookies());
                 AuthState::Expired
             }
-            Err(TokenError::Invalid(reason)) => {
-                req.cookies().remove(cookie.removal());
-                events::token_rejected(&reason, req.client_ip());
-                AuthState::Invalid
+            // A still-valid token keeps working while the database is away; an expired one cannot.
+            Err(e) if !expired => {
+                log::warn!("token renewal postponed: {e}");
+                AuthState::SignedIn(CurrentUser::from_claims(&claims))
+            }
+            Err(e) => {
+                log::warn!("token renewal failed: {e}");
+                AuthState::Unavailable
             }
         }
     }
@@ -95,10 +146,12 @@ impl AuthState {
 /// Why a guard refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
-    /// Not signed in (or the token was expired or invalid).
+    /// Not signed in (or the token was expired, revoked or invalid).
     NotSignedIn,
     /// Signed in without the required role.
     MissingRole,
+    /// The session could not be checked because the database is unreachable.
+    Unavailable,
 }
 
 #[rocket::async_trait]
@@ -106,8 +159,11 @@ impl<'r> FromRequest<'r> for CurrentUser {
     type Error = AuthFailure;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        match AuthState::of(req) {
+        match AuthState::of(req).await {
             AuthState::SignedIn(user) => Outcome::Success(user.clone()),
+            AuthState::Unavailable => {
+                Outcome::Error((Status::ServiceUnavailable, AuthFailure::Unavailable))
+            }
             _ => Outcome::Error((Status::Unauthorized, AuthFailure::NotSignedIn)),
         }
     }

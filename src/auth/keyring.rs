@@ -24,14 +24,20 @@ LATCHKEY_JWT_SECRET to at least 32 random bytes (for example the output of `open
 pub struct SigningKey {
     /// The `kid` header value naming this key.
     pub kid: String,
+    /// Keys for other purposes (CSRF tokens) are derived from this secret.
+    derived: [u8; 32],
     encoding: EncodingKey,
     decoding: DecodingKey,
 }
 
 impl SigningKey {
     fn new(kid: String, secret: &[u8]) -> SigningKey {
+        let mut hasher = Sha256::new();
+        hasher.update(b"latchkey derived key v1\0");
+        hasher.update(secret);
         SigningKey {
             kid,
+            derived: hasher.finalize().into(),
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
         }
@@ -111,6 +117,19 @@ impl Keyring {
     /// The key named `kid`, if it is on the ring.
     pub fn get(&self, kid: &str) -> Option<&SigningKey> {
         self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// A 32-byte key per ring key (active first), derived from each secret, for other MACs.
+    pub fn derived_keys(&self) -> Vec<[u8; 32]> {
+        let mut keys = vec![self.active().derived];
+        keys.extend(
+            self.keys
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != self.active)
+                .map(|(_, k)| k.derived),
+        );
+        keys
     }
 
     /// Every `kid` on the ring, active first.

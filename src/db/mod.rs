@@ -9,6 +9,9 @@ pub use pool::{redact_url, Backend, Db, DbConnection};
 
 use diesel::connection::SimpleConnection;
 
+/// The backend type of [`DbConnection`], for boxed queries.
+pub type DbBackend = <DbConnection as diesel::Connection>::Backend;
+
 /// Proves the database answers: a round trip, and on SQLite a read of the schema from the file.
 pub fn ping(conn: &mut DbConnection) -> Result<(), crate::error::Error> {
     let sql = match conn {

@@ -89,6 +89,12 @@ impl r2d2::ManageConnection for Manager {
         let where_ = redact_url(&self.url);
         match self.backend {
             Backend::Postgres => PgConnection::establish(&self.url)
+                .and_then(|mut conn| {
+                    // Timestamps are UTC everywhere; `now()` must agree whatever the server's zone.
+                    conn.batch_execute("SET TIME ZONE 'UTC'")
+                        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                    Ok(conn)
+                })
                 .map(DbConnection::Postgres)
                 .map_err(|e| {
                     let detail = e.to_string();

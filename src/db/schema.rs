@@ -16,3 +16,48 @@ diesel::table! {
         last_login_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// One row per sign-in (browser or API client).
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        remember -> Bool,
+        user_agent -> Text,
+        ip -> Text,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Failed sign-ins per account (or per unknown name), shared by every instance.
+    login_attempts (login_key) {
+        login_key -> Text,
+        failures -> Integer,
+        lockouts -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        last_failure_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Append-only record of security events.
+    audit_events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        kind -> Text,
+        actor_id -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        subject_id -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, sessions, login_attempts, audit_events);

@@ -1,7 +1,13 @@
 //! The tables as types; queries are methods on the model they belong to.
 
+mod audit;
+mod login_attempt;
+mod session;
 mod user;
 
+pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
+pub use login_attempt::{LockoutPolicy, LoginAttempt};
+pub use session::{RevokedSession, Session};
 pub use user::{NewUser, Role, SignupConflict, User, UserPage};
 
 /// The current time as stored in the database (UTC, no offset).

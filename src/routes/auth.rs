@@ -1,26 +1,23 @@
 //! Sign up, sign in, sign out.
 
-use std::net::IpAddr;
+use std::time::Duration;
 
-use rocket::form::Form;
 use rocket::http::{CookieJar, Status};
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::time::Duration;
 use rocket::State;
 use rocket_dyn_templates::Template;
 use serde_json::json;
 
-use super::Fields;
-use crate::auth::cookie::SessionCookie;
 use crate::auth::next::safe_next;
-use crate::auth::{CurrentUser, PasswordHasher, Tokens};
+use crate::auth::{CsrfForm, CsrfToken, CurrentUser, PasswordHasher, Sessions, Throttle};
 use crate::db::Db;
 use crate::error::Error;
-use crate::events;
-use crate::models::{NewUser, Role, SignupConflict, User};
+use crate::events::{Audit, Event, Who};
+use crate::models::{AuditKind, LoginAttempt, NewUser, Role, SignupConflict, User};
+use crate::peer::Peer;
 use crate::validation::{self, FieldErrors, PASSWORD_MAX_CHARS};
-use crate::view::{page, FormOutcome};
+use crate::view::{page, wait_words, FormOutcome, Throttled};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -30,26 +27,18 @@ pub fn routes() -> Vec<rocket::Route> {
 /// The one answer to any failed sign-in, so it never tells whether the account exists.
 const INVALID_LOGIN: &str = "Invalid username or password.";
 
-/// Issues a token for `user` and sets the session cookie; `remember` makes it outlive the browser.
-pub(crate) fn start_session(
-    tokens: &Tokens,
-    cookie: &SessionCookie,
-    jar: &CookieJar<'_>,
-    user: &User,
-    remember: bool,
-) -> Result<(), Error> {
-    let (token, _) = tokens.issue(&user.id, &user.username, user.role())?;
-    let max_age = remember.then(|| Duration::seconds(tokens.ttl_secs()));
-    jar.add(cookie.with_token(token, max_age));
-    Ok(())
-}
-
-fn signup_form(values: serde_json::Value, errors: &FieldErrors, status: Status) -> FormOutcome {
+fn signup_form(
+    values: serde_json::Value,
+    errors: &FieldErrors,
+    csrf: &CsrfToken,
+    status: Status,
+) -> FormOutcome {
     let template = page(
         "auth/signup",
         "Sign up",
         None,
         None,
+        csrf,
         json!({ "values": values, "errors": errors }),
     );
     FormOutcome::Redo((status, template))
@@ -70,14 +59,36 @@ fn conflict_errors(conflict: SignupConflict, errors: &mut FieldErrors) {
     }
 }
 
+/// The "too many attempts" page for a per-client limit.
+fn too_many(csrf: &CsrfToken, wait: Duration) -> FormOutcome {
+    let template = page(
+        "errors/error",
+        "Too many requests",
+        None,
+        None,
+        csrf,
+        json!({
+            "status": 429,
+            "heading": "Too many requests",
+            "message": format!("Too many attempts from your network. Please wait {} and try again.", wait_words(wait)),
+        }),
+    );
+    FormOutcome::Wait(Throttled::new(template, wait))
+}
+
 /// The sign-up form.
 #[rocket::get("/signup")]
-fn signup_page(user: Option<CurrentUser>, flash: Option<FlashMessage<'_>>) -> Template {
+fn signup_page(
+    user: Option<CurrentUser>,
+    flash: Option<FlashMessage<'_>>,
+    csrf: CsrfToken,
+) -> Template {
     page(
         "auth/signup",
         "Sign up",
         user.as_ref(),
         flash,
+        &csrf,
         json!({ "values": {}, "errors": {} }),
     )
 }
@@ -86,14 +97,19 @@ fn signup_page(user: Option<CurrentUser>, flash: Option<FlashMessage<'_>>) -> Te
 #[rocket::post("/signup", data = "<form>")]
 #[allow(clippy::too_many_arguments)]
 async fn signup(
-    form: Form<Fields>,
+    form: CsrfForm,
+    csrf: CsrfToken,
     db: &State<Db>,
     hasher: &State<PasswordHasher>,
-    tokens: &State<Tokens>,
-    cookie: &State<SessionCookie>,
+    sessions: &State<Sessions>,
+    throttle: &State<Throttle>,
+    audit: &State<Audit>,
     jar: &CookieJar<'_>,
-    ip: Option<IpAddr>,
+    peer: Peer,
 ) -> Result<FormOutcome, Error> {
+    if let Err(wait) = throttle.signup(peer.ip) {
+        return Ok(too_many(&csrf, wait));
+    }
     let (raw_username, raw_email) = (form.get("username"), form.get("email"));
     let password = form.get("password").to_string();
     let confirm = form.get("password_confirm").to_string();
@@ -120,7 +136,12 @@ async fn signup(
         errors.add(name, message);
     }
     let (Some(username), Some(email)) = (username, email) else {
-        return Ok(signup_form(values, &errors, Status::UnprocessableEntity));
+        return Ok(signup_form(
+            values,
+            &errors,
+            &csrf,
+            Status::UnprocessableEntity,
+        ));
     };
     let conflict = db
         .run({
@@ -130,7 +151,12 @@ async fn signup(
         .await?;
     conflict_errors(conflict, &mut errors);
     if !errors.is_empty() {
-        return Ok(signup_form(values, &errors, Status::UnprocessableEntity));
+        return Ok(signup_form(
+            values,
+            &errors,
+            &csrf,
+            Status::UnprocessableEntity,
+        ));
     }
 
     let hash = hasher.hash(password).await?;
@@ -140,11 +166,20 @@ async fn signup(
         Ok(user) => user,
         Err(conflict) => {
             conflict_errors(conflict, &mut errors);
-            return Ok(signup_form(values, &errors, Status::UnprocessableEntity));
+            return Ok(signup_form(
+                values,
+                &errors,
+                &csrf,
+                Status::UnprocessableEntity,
+            ));
         }
     };
-    events::signup(&user.username, ip);
-    start_session(tokens, cookie, jar, &user, false)?;
+    sessions
+        .start(jar, &user, false, &peer.user_agent, peer.ip)
+        .await?;
+    audit
+        .record(Event::new(AuditKind::Signup, &peer).by_self(Who::user(&user.id, &user.username)))
+        .await;
     Ok(FormOutcome::Done(Flash::success(
         Redirect::to("/private"),
         format!("Welcome, {}! Your account is ready.", user.username),
@@ -155,16 +190,16 @@ fn login_form(
     values: serde_json::Value,
     errors: &FieldErrors,
     next: Option<String>,
-    status: Status,
-) -> FormOutcome {
-    let template = page(
+    csrf: &CsrfToken,
+) -> Template {
+    page(
         "auth/login",
         "Sign in",
         None,
         None,
+        csrf,
         json!({ "values": values, "errors": errors, "next": next.unwrap_or_default() }),
-    );
-    FormOutcome::Redo((status, template))
+    )
 }
 
 /// The sign-in form; `next` is where to go afterwards (local paths only).
@@ -173,6 +208,7 @@ fn login_page(
     next: Option<&str>,
     user: Option<CurrentUser>,
     flash: Option<FlashMessage<'_>>,
+    csrf: CsrfToken,
 ) -> Template {
     let next = next.and_then(safe_next).unwrap_or_default();
     page(
@@ -180,22 +216,26 @@ fn login_page(
         "Sign in",
         user.as_ref(),
         flash,
+        &csrf,
         json!({ "values": {}, "errors": {}, "next": next }),
     )
 }
 
-/// Checks the credentials and sets the session cookie.
+/// Checks the credentials (with lockout and per-client throttling) and starts a session.
 #[rocket::post("/login?<next>", data = "<form>")]
 #[allow(clippy::too_many_arguments)]
 async fn login(
     next: Option<&str>,
-    form: Form<Fields>,
+    form: CsrfForm,
+    csrf: CsrfToken,
     db: &State<Db>,
     hasher: &State<PasswordHasher>,
-    tokens: &State<Tokens>,
-    cookie: &State<SessionCookie>,
+    sessions: &State<Sessions>,
+    throttle: &State<Throttle>,
+    audit: &State<Audit>,
+    settings: &State<crate::config::Settings>,
     jar: &CookieJar<'_>,
-    ip: Option<IpAddr>,
+    peer: Peer,
 ) -> Result<FormOutcome, Error> {
     let next = next.and_then(safe_next);
     let login = form.get("username").trim().to_string();
@@ -203,6 +243,16 @@ async fn login(
     let remember = form.get("remember") == "on";
     let values = json!({ "username": login, "remember": remember });
 
+    if let Err(wait) = throttle.login(peer.ip) {
+        audit
+            .record(
+                Event::new(AuditKind::LoginFailed, &peer)
+                    .subject(Who::name(&login))
+                    .detail("throttled"),
+            )
+            .await;
+        return Ok(too_many(&csrf, wait));
+    }
     let mut errors = FieldErrors::new();
     if login.is_empty() {
         errors.add("username", "Enter your username or email.");
@@ -211,58 +261,133 @@ async fn login(
         errors.add("password", "Enter your password.");
     }
     if !errors.is_empty() {
-        return Ok(login_form(
-            values,
-            &errors,
-            next,
-            Status::UnprocessableEntity,
-        ));
-    }
-    let refuse = |reason: &str, errors: &mut FieldErrors| {
-        events::login_failed(&login, reason, ip);
-        errors.add("form", INVALID_LOGIN);
-        Ok(login_form(
-            values.clone(),
-            errors,
-            next.clone(),
-            Status::UnprocessableEntity,
-        ))
-    };
-    // No account has a longer password; refusing before hashing keeps the work bounded.
-    if password.chars().count() > PASSWORD_MAX_CHARS {
-        return refuse("password_too_long", &mut errors);
+        let page = login_form(values, &errors, next, &csrf);
+        return Ok(FormOutcome::Redo((Status::UnprocessableEntity, page)));
     }
 
-    let user = db
+    let now = sessions.clock().db_now();
+    let found = db
         .run({
             let login = login.clone();
-            move |conn| User::find_by_login(conn, &login)
+            move |conn| {
+                let user = User::find_by_login(conn, &login)?;
+                let key = match &user {
+                    Some(user) => LoginAttempt::key_for_user(&user.id),
+                    None => LoginAttempt::key_for_name(&login),
+                };
+                let locked = LoginAttempt::locked_until(conn, &key, now)?;
+                Ok((user, key, locked))
+            }
         })
         .await?;
-    let verified = hasher
-        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
-        .await?;
-    let user = match user {
-        None => return refuse("unknown_user", &mut errors),
-        Some(_) if !verified => return refuse("bad_password", &mut errors),
-        Some(user) if user.disabled => {
-            events::login_failed(&login, "disabled", ip);
-            errors.add(
-                "form",
-                "This account has been disabled. Contact an administrator if you think this is a mistake.",
-            );
-            return Ok(login_form(values, &errors, next, Status::Forbidden));
-        }
-        Some(user) => user,
+    let (user, key, locked_until) = found;
+    let subject = match &user {
+        Some(u) => Who::user(&u.id, &u.username),
+        None => Who::name(&login),
     };
+    let locked_page = |until: time::PrimitiveDateTime, values: serde_json::Value| {
+        let wait = Duration::from_secs((until - now).whole_seconds().max(1) as u64);
+        let mut errors = FieldErrors::new();
+        errors.add(
+            "form",
+            format!(
+                "Too many failed sign-ins. Try again in {}.",
+                wait_words(wait)
+            ),
+        );
+        FormOutcome::Wait(Throttled::new(
+            login_form(values, &errors, next.clone(), &csrf),
+            wait,
+        ))
+    };
+    if let Some(until) = locked_until {
+        audit
+            .record(
+                Event::new(AuditKind::LoginFailed, &peer)
+                    .subject(subject)
+                    .detail("locked"),
+            )
+            .await;
+        return Ok(locked_page(until, values));
+    }
+
+    // No account has a longer password; refusing before hashing keeps the work bounded.
+    let verified = password.chars().count() <= PASSWORD_MAX_CHARS
+        && hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
+    let failure = match &user {
+        None => Some("unknown_user"),
+        Some(_) if !verified => Some("bad_password"),
+        _ => None,
+    };
+    if let Some(reason) = failure {
+        let policy = settings.lockout_policy();
+        let locked = db
+            .run({
+                let key = key.clone();
+                move |conn| LoginAttempt::record_failure(conn, &key, now, &policy)
+            })
+            .await?;
+        audit
+            .record(
+                Event::new(AuditKind::LoginFailed, &peer)
+                    .subject(subject)
+                    .detail(reason),
+            )
+            .await;
+        if let Some(until) = locked {
+            audit
+                .record(
+                    Event::new(AuditKind::LoginLocked, &peer)
+                        .subject(subject)
+                        .detail(format!(
+                            "locked until {}",
+                            crate::view::format_db_time(until)
+                        )),
+                )
+                .await;
+            return Ok(locked_page(until, values));
+        }
+        errors.add("form", INVALID_LOGIN);
+        let page = login_form(values, &errors, next, &csrf);
+        return Ok(FormOutcome::Redo((Status::UnprocessableEntity, page)));
+    }
+    let user = user.as_ref().ok_or(Error::NotFound)?;
+    if user.disabled {
+        audit
+            .record(
+                Event::new(AuditKind::LoginFailed, &peer)
+                    .subject(subject)
+                    .detail("disabled"),
+            )
+            .await;
+        errors.add(
+            "form",
+            "This account has been disabled. Contact an administrator if you think this is a mistake.",
+        );
+        let page = login_form(values, &errors, next, &csrf);
+        return Ok(FormOutcome::Redo((Status::Forbidden, page)));
+    }
 
     db.run({
         let id = user.id.clone();
-        move |conn| User::record_login(conn, &id)
+        move |conn| {
+            LoginAttempt::clear(conn, &key)?;
+            User::record_login(conn, &id)
+        }
     })
     .await?;
-    start_session(tokens, cookie, jar, &user, remember)?;
-    events::login_ok(&user.username, ip);
+    sessions
+        .start(jar, user, remember, &peer.user_agent, peer.ip)
+        .await?;
+    audit
+        .record(
+            Event::new(AuditKind::LoginOk, &peer)
+                .by_self(Who::user(&user.id, &user.username))
+                .detail(if remember { "remember" } else { "session" }),
+        )
+        .await;
     let target = next.unwrap_or_else(|| "/private".to_string());
     Ok(FormOutcome::Done(Flash::success(
         Redirect::to(target),
@@ -270,17 +395,24 @@ async fn login(
     )))
 }
 
-/// Clears the session cookie.
-#[rocket::post("/logout")]
-fn logout(
+/// Ends the session (on every instance) and clears the cookie.
+#[rocket::post("/logout", data = "<_form>")]
+async fn logout(
+    _form: CsrfForm,
     user: Option<CurrentUser>,
-    cookie: &State<SessionCookie>,
+    sessions: &State<Sessions>,
+    audit: &State<Audit>,
     jar: &CookieJar<'_>,
-    ip: Option<IpAddr>,
-) -> Flash<Redirect> {
-    jar.remove(cookie.removal());
+    peer: Peer,
+) -> Result<Flash<Redirect>, Error> {
+    sessions.clear_cookie(jar);
     if let Some(user) = &user {
-        events::logout(&user.username, ip);
+        sessions.end(&user.session_id, Some(&user.id)).await?;
+        audit
+            .record(
+                Event::new(AuditKind::Logout, &peer).by_self(Who::user(&user.id, &user.username)),
+            )
+            .await;
     }
-    Flash::success(Redirect::to("/"), "You have signed out.")
+    Ok(Flash::success(Redirect::to("/"), "You have signed out."))
 }

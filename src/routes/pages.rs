@@ -1,11 +1,11 @@
 //! The public home page and the "private link" page.
 
 use rocket::request::FlashMessage;
+use rocket::State;
 use rocket_dyn_templates::Template;
 use serde_json::json;
-use time::OffsetDateTime;
 
-use crate::auth::CurrentUser;
+use crate::auth::{CsrfToken, CurrentUser, Sessions};
 use crate::view::{format_time, page};
 
 /// Routes of this module.
@@ -15,35 +15,39 @@ pub fn routes() -> Vec<rocket::Route> {
 
 /// Public: says whether you are signed in and where to go.
 #[rocket::get("/")]
-fn home(user: Option<CurrentUser>, flash: Option<FlashMessage<'_>>) -> Template {
+fn home(user: Option<CurrentUser>, flash: Option<FlashMessage<'_>>, csrf: CsrfToken) -> Template {
     let role = user.as_ref().map_or("", |u| u.role.as_str());
     page(
         "home",
         "Home",
         user.as_ref(),
         flash,
+        &csrf,
         json!({ "role": role }),
     )
 }
 
-/// Any signed-in user: who you are, your role and when the sign-in expires.
+/// Any signed-in user: who you are, your role and when the sign-in ends at the latest.
 #[rocket::get("/private")]
-fn private(user: CurrentUser, flash: Option<FlashMessage<'_>>) -> Template {
-    let minutes_left = ((user.expires_at - OffsetDateTime::now_utc())
-        .whole_seconds()
-        .max(0)
-        + 59)
-        / 60;
+fn private(
+    user: CurrentUser,
+    flash: Option<FlashMessage<'_>>,
+    csrf: CsrfToken,
+    sessions: &State<Sessions>,
+) -> Template {
+    let left = (user.session_expires_at - sessions.clock().now()).whole_seconds();
+    let minutes_left = (left.max(0) + 59) / 60;
     page(
         "private",
         "Private link",
         Some(&user),
         flash,
+        &csrf,
         json!({
             "user": {
                 "username": user.username,
                 "role": user.role.as_str(),
-                "expires_at": format_time(user.expires_at),
+                "expires_at": format_time(user.session_expires_at),
                 "expires_in_minutes": minutes_left,
             }
         }),

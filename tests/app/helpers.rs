@@ -2,7 +2,8 @@
 //! PostgreSQL database when `DATABASE_URL` (or `LATCHKEY_TEST_DATABASE_URL`) is a `postgres://` URL.
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use latchkey::auth::{Claims, Tokens};
+use latchkey::auth::{Claims, Sessions, Subject, Tokens};
+use latchkey::clock::Clock;
 use latchkey::db::Db;
 use latchkey::models::{NewUser, Role, User};
 use latchkey::view::percent_encode;
@@ -161,16 +162,39 @@ impl TestApp {
         self.client.rocket().state::<Db>().expect("db managed")
     }
 
-    /// The site's token signer.
-    pub fn tokens(&self) -> &Tokens {
+    /// The site's sessions service.
+    pub fn sessions(&self) -> &Sessions {
         self.client
             .rocket()
-            .state::<Tokens>()
-            .expect("tokens managed")
+            .state::<Sessions>()
+            .expect("sessions managed")
     }
 
-    /// POSTs a form.
+    /// The site's token signer.
+    pub fn tokens(&self) -> &Tokens {
+        self.sessions().tokens()
+    }
+
+    /// The site's clock (tests move it forward).
+    pub fn clock(&self) -> &Clock {
+        self.sessions().clock()
+    }
+
+    /// The CSRF token a page would give this client now (signed in or not).
+    pub fn csrf_token(&self) -> String {
+        csrf_token_of(&self.client)
+    }
+
+    /// POSTs a form with a valid CSRF token, as the site's own pages would.
     pub fn post_form(&self, uri: &str, pairs: &[(&str, &str)]) -> LocalResponse<'_> {
+        let token = self.csrf_token();
+        let mut with_token: Vec<(&str, &str)> = pairs.to_vec();
+        with_token.push(("csrf_token", &token));
+        self.post_raw(uri, &with_token)
+    }
+
+    /// POSTs a form exactly as given (no CSRF token added).
+    pub fn post_raw(&self, uri: &str, pairs: &[(&str, &str)]) -> LocalResponse<'_> {
         self.client
             .post(uri.to_string())
             .header(ContentType::Form)
@@ -198,7 +222,7 @@ impl TestApp {
 
     /// Signs out.
     pub fn logout(&self) -> LocalResponse<'_> {
-        self.client.post("/logout").dispatch()
+        self.post_form("/logout", &[])
     }
 
     /// Inserts a user straight into the database (fast; the signup form has its own tests).
@@ -261,13 +285,30 @@ impl TestApp {
         }
     }
 
-    /// Valid claims for `user`, to be altered by a test.
+    /// Valid claims for `user` (with a made-up session id), to be altered by a test.
     pub fn claims_for(&self, user: &User) -> Claims {
+        let subject = Subject {
+            user_id: &user.id,
+            username: &user.username,
+            role: user.role(),
+            session_id: "0123456789abcdef0123456789abcdef",
+        };
+        let now = self.clock().now();
         let (_, claims) = self
             .tokens()
-            .issue(&user.id, &user.username, user.role())
+            .issue(&subject, now, now + time::Duration::hours(12))
             .unwrap();
         claims
+    }
+
+    /// The `sid` of the session the client holds.
+    pub fn session_id(&self) -> String {
+        let token = self
+            .session_cookie()
+            .expect("signed in")
+            .value()
+            .to_string();
+        sid_of(&token)
     }
 }
 
@@ -294,4 +335,110 @@ pub fn session_set_cookie(response: &LocalResponse<'_>, name: &str) -> Option<St
     set_cookies(response)
         .into_iter()
         .find(|c| c.starts_with(&format!("{name}=")))
+}
+
+/// The `sid` claim of a token (read without verification; tests only).
+pub fn sid_of(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    claims["sid"].as_str().unwrap().to_string()
+}
+
+/// The value of the hidden `csrf_token` field in an HTML page, if any.
+pub fn csrf_in(html: &str) -> Option<String> {
+    let at = html.find(r#"name="csrf_token" value=""#)?;
+    let rest = &html[at + r#"name="csrf_token" value=""#.len()..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+/// The CSRF token the sign-in page gives a tracked client now.
+pub fn csrf_token_of(client: &Client) -> String {
+    let html = client
+        .get("/login")
+        .dispatch()
+        .into_string()
+        .unwrap_or_default();
+    csrf_in(&html).expect("the sign-in page carries a CSRF token")
+}
+
+/// GETs `uri` on `client` with `token` as the session cookie (another browser, same account).
+pub fn get_as<'c>(client: &'c Client, uri: &str, token: &str) -> LocalResponse<'c> {
+    client
+        .get(uri.to_string())
+        .cookie(Cookie::new(COOKIE, token.to_string()))
+        .dispatch()
+}
+
+/// POSTs a form on `client` as the holder of `token`, with the CSRF token its pages give.
+pub fn post_as<'c>(
+    client: &'c Client,
+    uri: &str,
+    token: &str,
+    pairs: &[(&str, &str)],
+) -> LocalResponse<'c> {
+    let html = get_as(client, "/login", token)
+        .into_string()
+        .unwrap_or_default();
+    let csrf = csrf_in(&html).expect("csrf token");
+    let mut fields = pairs.to_vec();
+    fields.push(("csrf_token", &csrf));
+    client
+        .post(uri.to_string())
+        .header(ContentType::Form)
+        .cookie(Cookie::new(COOKIE, token.to_string()))
+        .body(form(&fields))
+        .dispatch()
+}
+
+/// Polls `uri` with `token` on `client` until it is refused (a redirect to sign-in, or 403);
+/// returns how long that took, or `None` if it was still accepted after `limit`.
+pub fn time_until_refused(
+    client: &Client,
+    uri: &str,
+    token: &str,
+    limit: std::time::Duration,
+) -> Option<std::time::Duration> {
+    // Time is taken when each request is sent: the contract is about requests arriving a
+    // second after the revocation, however long a loaded test machine takes to answer them.
+    let start = std::time::Instant::now();
+    loop {
+        let sent = start.elapsed();
+        if sent > limit {
+            return None;
+        }
+        let status = get_as(client, uri, token).status();
+        if status == Status::SeeOther || status == Status::Forbidden {
+            return Some(sent);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The session token a login response set, if any.
+pub fn token_from(response: &LocalResponse<'_>) -> Option<String> {
+    response
+        .cookies()
+        .get(COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Signs `username` in on `client` (another instance or browser) and returns the session token.
+pub fn login_on(client: &Client, username: &str, user_agent: Option<&str>) -> String {
+    let csrf = csrf_token_of(client);
+    let mut request = client.post("/login").header(ContentType::Form).body(form(&[
+        ("username", username),
+        ("password", PASSWORD),
+        ("csrf_token", &csrf),
+    ]));
+    if let Some(ua) = user_agent {
+        request = request.header(rocket::http::Header::new("User-Agent", ua.to_string()));
+    }
+    let response = request.dispatch();
+    assert_eq!(response.status(), Status::SeeOther, "sign-in as {username}");
+    token_from(&response).expect("session cookie")
 }

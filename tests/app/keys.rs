@@ -42,10 +42,15 @@ fn rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
     assert_eq!(response.status(), Status::Ok, "old token verifies");
     drop(response);
 
+    let csrf = csrf_token_of(&restarted);
     let response = restarted
         .post("/login")
         .header(rocket::http::ContentType::Form)
-        .body(form(&[("username", "kim"), ("password", PASSWORD)]))
+        .body(form(&[
+            ("username", "kim"),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf),
+        ]))
         .dispatch();
     assert_eq!(response.status(), Status::SeeOther);
     drop(response);

@@ -121,13 +121,31 @@ fn auth_events_are_logged_one_line_each_with_ip_and_no_secrets() {
     let db = TestDb::new(&dir);
     let mut server = Server::start(db.url(), dir.path());
 
-    let signup = form(&[
+    // A browser first loads the form: it gets the pre-session cookie and the CSRF token.
+    let (_, page) = server.request("GET", "/signup", "", None);
+    let pre = page
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: latchkey_csrf="))
+        .map(|v| format!("latchkey_csrf={}", v.split(';').next().unwrap()))
+        .expect("pre-session cookie");
+    let csrf = csrf_in(&page).expect("csrf token");
+    let post = |server: &Server, path: &str, fields: &[(&str, &str)], session: Option<&str>| {
+        let mut fields = fields.to_vec();
+        fields.push(("csrf_token", &csrf));
+        let cookie = match session {
+            Some(token) => format!("{pre}; latchkey={token}"),
+            None => pre.clone(),
+        };
+        server.request("POST", path, &form(&fields), Some(&cookie))
+    };
+
+    let signup = [
         ("username", "logan"),
         ("email", "logan@example.com"),
         ("password", PASSWORD),
         ("password_confirm", PASSWORD),
-    ]);
-    let (status, response) = server.request("POST", "/signup", &signup, None);
+    ];
+    let (status, response) = post(&server, "/signup", &signup, None);
     assert_eq!(status, 303);
     let token = response
         .lines()
@@ -136,36 +154,45 @@ fn auth_events_are_logged_one_line_each_with_ip_and_no_secrets() {
         .expect("session cookie");
     server.expect_line(&["auth event=signup", "user=\"logan\"", "ip=127.0.0.1"]);
 
-    let bad = form(&[("username", "logan"), ("password", "Wrong-password-123")]);
-    assert_eq!(server.request("POST", "/login", &bad, None).0, 422);
+    let bad = [("username", "logan"), ("password", "Wrong-password-123")];
+    assert_eq!(post(&server, "/login", &bad, None).0, 422);
     server.expect_line(&[
         "auth event=login_failed",
         "user=\"logan\"",
-        "reason=bad_password",
+        "detail=\"bad_password\"",
         "ip=127.0.0.1",
     ]);
 
-    let ghost = form(&[
+    let ghost = [
         ("username", "ghost\nauth event=login_ok"),
         ("password", "Wrong-password-123"),
-    ]);
-    server.request("POST", "/login", &ghost, None);
-    let line = server.expect_line(&["auth event=login_failed", "reason=unknown_user"]);
+    ];
+    post(&server, "/login", &ghost, None);
+    let line = server.expect_line(&["auth event=login_failed", "detail=\"unknown_user\""]);
     assert!(
         line.contains(r#"user="ghost\nauth event=login_ok""#),
         "newline escaped: {line}"
     );
 
-    let good = form(&[("username", "logan"), ("password", PASSWORD)]);
-    assert_eq!(server.request("POST", "/login", &good, None).0, 303);
+    let good = [("username", "logan"), ("password", PASSWORD)];
+    assert_eq!(post(&server, "/login", &good, None).0, 303);
     server.expect_line(&["auth event=login_ok", "user=\"logan\"", "ip=127.0.0.1"]);
 
     server.request("GET", "/private", "", Some(&format!("latchkey={token}")));
     server.request("GET", "/private", "", Some("latchkey=forged.token.value"));
     server.expect_line(&["auth event=token_rejected", "ip=127.0.0.1"]);
 
-    server.request("POST", "/logout", "", Some(&format!("latchkey={token}")));
+    assert_eq!(post(&server, "/logout", &[], Some(&token)).0, 303);
     server.expect_line(&["auth event=logout", "user=\"logan\""]);
+
+    assert_eq!(
+        post(&server, "/logout", &[], None).0,
+        303,
+        "signed-out logout is harmless"
+    );
+    let (status, _) = server.request("POST", "/login", &form(&good), Some(&pre));
+    assert_eq!(status, 403, "no CSRF token");
+    server.expect_line(&["auth event=csrf_rejected", "ip=127.0.0.1"]);
 
     for line in &server.seen {
         assert!(!line.contains(PASSWORD), "password in log: {line}");
@@ -174,5 +201,6 @@ fn auth_events_are_logged_one_line_each_with_ip_and_no_secrets() {
             "password in log: {line}"
         );
         assert!(!line.contains(&token), "token in log: {line}");
+        assert!(!line.contains(&csrf), "CSRF token in log: {line}");
     }
 }

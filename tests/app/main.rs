@@ -10,5 +10,6 @@ mod keys;
 mod logging;
 mod login;
 mod pages;
+mod sessions;
 mod signup;
 mod tokens;

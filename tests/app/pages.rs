@@ -38,7 +38,10 @@ fn private_shows_username_role_and_expiry() {
     assert!(body.contains("walt"));
     assert!(body.contains("user"));
     assert!(body.contains("UTC"), "expiry time shown");
-    assert!(body.contains("30 minutes"), "time left shown");
+    assert!(
+        body.contains("720 minutes"),
+        "time left in the 12-hour session shown"
+    );
 }
 
 #[test]

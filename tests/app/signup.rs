@@ -259,18 +259,28 @@ fn concurrent_duplicate_signups_leave_exactly_one_account() {
     let figment = base_figment(db.url());
     rocket::async_test(async move {
         let client = Client::untracked(latchkey::rocket(figment)).await.unwrap();
+        let page = client.get("/signup").dispatch().await;
+        let cookie = page
+            .cookies()
+            .get("latchkey_csrf")
+            .unwrap()
+            .clone()
+            .into_owned();
+        let token = csrf_in(&page.into_string().await.unwrap()).unwrap();
         let attempts = (0..8).map(|i| {
-            let client = &client;
+            let (client, cookie, token) = (&client, cookie.clone(), token.clone());
             async move {
                 let body = form(&[
                     ("username", if i % 2 == 0 { "racer" } else { "RACER" }),
                     ("email", &format!("racer{i}@example.com")),
                     ("password", PASSWORD),
                     ("password_confirm", PASSWORD),
+                    ("csrf_token", &token),
                 ]);
                 let response = client
                     .post("/signup")
                     .header(ContentType::Form)
+                    .cookie(cookie)
                     .body(body)
                     .dispatch()
                     .await;

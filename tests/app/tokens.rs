@@ -109,10 +109,10 @@ fn expired_token_redirects_to_login_with_message() {
 }
 
 #[test]
-fn leeway_is_only_a_few_seconds() {
+fn leeway_on_nbf_is_only_a_few_seconds() {
     let app = spawn_app();
     let mut payload = valid_payload(&app);
-    payload["exp"] = json!(now() - 2);
+    payload["nbf"] = json!(now() + 2);
     app.set_token(&sign_raw(
         &payload,
         Algorithm::HS256,
@@ -122,16 +122,34 @@ fn leeway_is_only_a_few_seconds() {
     assert_eq!(
         app.get("/private").status(),
         Status::Ok,
-        "2 s late is within leeway"
+        "2 s early is within leeway"
     );
-    payload["exp"] = json!(now() - 30);
+    payload["nbf"] = json!(now() + 30);
     let token = sign_raw(
         &payload,
         Algorithm::HS256,
         Some(kid(&app)),
         SECRET.as_bytes(),
     );
-    assert_refused(&app, &token, "Your session has expired.");
+    assert_refused(&app, &token, SIGN_IN);
+}
+
+#[test]
+fn an_expired_token_of_an_unknown_session_is_not_renewed() {
+    let app = spawn_app();
+    let mut payload = valid_payload(&app);
+    payload["exp"] = json!(now() - 2);
+    let token = sign_raw(
+        &payload,
+        Algorithm::HS256,
+        Some(kid(&app)),
+        SECRET.as_bytes(),
+    );
+    assert_refused(
+        &app,
+        &token,
+        "Your session has expired. Please sign in again.",
+    );
 }
 
 #[test]
@@ -344,7 +362,12 @@ fn issued_tokens_carry_every_required_claim_and_kid() {
     assert_eq!(payload["role"], "user");
     assert_eq!(
         payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(),
-        1800
+        900
     );
+    assert_eq!(
+        payload["sexp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(),
+        12 * 3600
+    );
+    assert_eq!(payload["sid"].as_str().unwrap().len(), 32);
     assert!(!token.contains(PASSWORD));
 }

@@ -1,0 +1,219 @@
+//! CSRF protection for every POST form: a hidden `csrf_token` that is an HMAC of the session id
+//! (or, before sign-in, of a random pre-session cookie), plus an `Origin`/`Sec-Fetch-Site` check.
+//! Forms are read through [`CsrfForm`], a data guard that refuses a missing or wrong token with
+//! 403 before the handler runs, so nothing changes.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rocket::data::{self, Data, FromData};
+use rocket::form::Form;
+use rocket::http::{Cookie, CookieJar, SameSite, Status};
+use rocket::request::{self, FromRequest, Request};
+use sha2::Sha256;
+
+use super::{AuthState, Keyring};
+use crate::events::{Audit, Event};
+use crate::models::AuditKind;
+use crate::peer::Peer;
+use crate::routes::Fields;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Makes and checks CSRF tokens; managed state.
+pub struct Csrf {
+    /// Derived from the keyring, active key first, so tokens survive a key rotation.
+    keys: Vec<[u8; 32]>,
+    secure: bool,
+    public_origin: Option<String>,
+}
+
+/// Set in the request cache when a form fails the check, so the 403 page can say what to do.
+#[derive(Debug, Clone, Copy)]
+pub struct CsrfRejected;
+
+impl Csrf {
+    /// Keys from the ring; cookie flags and the expected origin from the settings.
+    pub fn new(keyring: &Keyring, secure: bool, public_origin: Option<String>) -> Csrf {
+        Csrf {
+            keys: keyring.derived_keys(),
+            secure,
+            public_origin,
+        }
+    }
+
+    fn pre_session_cookie(&self) -> &'static str {
+        if self.secure {
+            "__Host-latchkey_csrf"
+        } else {
+            "latchkey_csrf"
+        }
+    }
+
+    fn mac(key: &[u8; 32], binding: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(b"csrf\0");
+        mac.update(binding.as_bytes());
+        mac
+    }
+
+    /// The token for a binding (`sid:…` or `pre:…`).
+    pub fn token_for(&self, binding: &str) -> String {
+        URL_SAFE_NO_PAD.encode(Csrf::mac(&self.keys[0], binding).finalize().into_bytes())
+    }
+
+    /// Whether `token` was made for `binding` with any key on the ring (constant-time compare).
+    pub fn verify(&self, binding: &str, token: &str) -> bool {
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(token) else {
+            return false;
+        };
+        self.keys
+            .iter()
+            .any(|key| Csrf::mac(key, binding).verify_slice(&bytes).is_ok())
+    }
+
+    /// The pre-session binding, creating the cookie if the browser has none.
+    fn pre_session_binding(&self, jar: &CookieJar<'_>) -> String {
+        let value = match jar.get(self.pre_session_cookie()) {
+            Some(cookie) if !cookie.value().is_empty() => cookie.value().to_string(),
+            _ => {
+                let value = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+                let cookie = Cookie::build((self.pre_session_cookie(), value.clone()))
+                    .path("/")
+                    .http_only(true)
+                    .secure(self.secure)
+                    .same_site(SameSite::Lax);
+                jar.add(cookie);
+                value
+            }
+        };
+        format!("pre:{value}")
+    }
+
+    /// The bindings a submitted token may match: the session's, and the pre-session cookie's
+    /// (a form rendered just before signing in, in another tab).
+    fn accepted_bindings(&self, state: &AuthState, jar: &CookieJar<'_>) -> Vec<String> {
+        let mut bindings = Vec::with_capacity(2);
+        if let Some(user) = state.user() {
+            bindings.push(format!("sid:{}", user.session_id));
+        }
+        if let Some(cookie) = jar.get(self.pre_session_cookie()) {
+            if !cookie.value().is_empty() {
+                bindings.push(format!("pre:{}", cookie.value()));
+            }
+        }
+        bindings
+    }
+
+    /// Whether the request comes from this site: `Sec-Fetch-Site` is `same-origin` or `none`
+    /// when sent, and `Origin` (when sent) names this site.
+    fn same_origin(&self, req: &Request<'_>) -> Result<(), String> {
+        if let Some(site) = req.headers().get_one("Sec-Fetch-Site") {
+            if !matches!(site, "same-origin" | "none") {
+                return Err(format!("Sec-Fetch-Site is {site}"));
+            }
+        }
+        let Some(origin) = req.headers().get_one("Origin") else {
+            return Ok(());
+        };
+        let expected = match &self.public_origin {
+            Some(public) => public.trim_end_matches('/').to_string(),
+            None => {
+                let host = req.headers().get_one("Host").unwrap_or("");
+                let authority = origin.split_once("://").map_or("", |(_, a)| a);
+                if !host.is_empty() && authority.eq_ignore_ascii_case(host) {
+                    return Ok(());
+                }
+                return Err(format!("Origin {origin:?} is not this site ({host:?})"));
+            }
+        };
+        if origin.eq_ignore_ascii_case(&expected) {
+            Ok(())
+        } else {
+            Err(format!("Origin {origin:?} is not {expected:?}"))
+        }
+    }
+}
+
+/// The token to put in this page's forms.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CsrfToken {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let Some(csrf) = req.rocket().state::<Csrf>() else {
+            return request::Outcome::Success(CsrfToken(String::new()));
+        };
+        let binding = match AuthState::of(req).await.user() {
+            Some(user) => format!("sid:{}", user.session_id),
+            None => csrf.pre_session_binding(req.cookies()),
+        };
+        request::Outcome::Success(CsrfToken(csrf.token_for(&binding)))
+    }
+}
+
+/// A submitted form whose CSRF token and origin were checked.
+pub struct CsrfForm(pub Fields);
+
+impl std::ops::Deref for CsrfForm {
+    type Target = Fields;
+
+    fn deref(&self) -> &Fields {
+        &self.0
+    }
+}
+
+async fn reject(req: &Request<'_>, why: String) -> (Status, String) {
+    req.local_cache(|| Some(CsrfRejected));
+    let peer = Peer::of(req);
+    let state = AuthState::of(req).await;
+    if let Some(audit) = req.rocket().state::<Audit>() {
+        let path = req.uri().path().to_string();
+        let mut event = Event::new(AuditKind::CsrfRejected, &peer).detail(format!("{path}: {why}"));
+        if let Some(user) = state.user() {
+            event = event.by_self(crate::events::Who::user(&user.id, &user.username));
+        }
+        audit.record(event).await;
+    }
+    (Status::Forbidden, why)
+}
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for CsrfForm {
+    type Error = String;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let Some(csrf) = req.rocket().state::<Csrf>() else {
+            return data::Outcome::Error((
+                Status::InternalServerError,
+                "CSRF not configured".into(),
+            ));
+        };
+        if let Err(why) = csrf.same_origin(req) {
+            return data::Outcome::Error(reject(req, why).await);
+        }
+        let fields = match Form::<Fields>::from_data(req, data).await {
+            data::Outcome::Success(form) => form.into_inner(),
+            data::Outcome::Error((status, errors)) => {
+                return data::Outcome::Error((status, errors.to_string()));
+            }
+            data::Outcome::Forward(f) => return data::Outcome::Forward(f),
+        };
+        let token = fields.get("csrf_token");
+        let state = AuthState::of(req).await;
+        if token.is_empty() {
+            return data::Outcome::Error(reject(req, "no csrf_token".into()).await);
+        }
+        if !csrf
+            .accepted_bindings(state, req.cookies())
+            .iter()
+            .any(|binding| csrf.verify(binding, token))
+        {
+            return data::Outcome::Error(reject(req, "csrf_token does not match".into()).await);
+        }
+        data::Outcome::Success(CsrfForm(fields))
+    }
+}

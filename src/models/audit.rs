@@ -1,0 +1,214 @@
+//! The audit trail: `audit_events`, append-only (the database refuses updates and deletes).
+
+use diesel::prelude::*;
+use time::PrimitiveDateTime;
+
+use crate::db::schema::audit_events;
+use crate::db::DbConnection;
+use crate::error::Error;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    /// A new account signed up.
+    Signup,
+    /// A sign-in succeeded.
+    LoginOk,
+    /// A sign-in failed (the reason is in `detail`).
+    LoginFailed,
+    /// Failures locked an account (or an unknown name).
+    LoginLocked,
+    /// Someone signed out.
+    Logout,
+    /// A user changed their password.
+    PasswordChanged,
+    /// Sessions were ended by their owner or an admin.
+    SessionsRevoked,
+    /// An admin changed a role.
+    RoleChanged,
+    /// An admin disabled an account.
+    UserDisabled,
+    /// An admin enabled an account.
+    UserEnabled,
+    /// An admin cleared a lockout.
+    UserUnlocked,
+    /// A form post failed the CSRF check.
+    CsrfRejected,
+    /// An administrator was created from the command line.
+    AdminCreated,
+}
+
+impl AuditKind {
+    /// Every kind, for filters.
+    pub const ALL: [AuditKind; 13] = [
+        AuditKind::Signup,
+        AuditKind::LoginOk,
+        AuditKind::LoginFailed,
+        AuditKind::LoginLocked,
+        AuditKind::Logout,
+        AuditKind::PasswordChanged,
+        AuditKind::SessionsRevoked,
+        AuditKind::RoleChanged,
+        AuditKind::UserDisabled,
+        AuditKind::UserEnabled,
+        AuditKind::UserUnlocked,
+        AuditKind::CsrfRejected,
+        AuditKind::AdminCreated,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Signup => "signup",
+            AuditKind::LoginOk => "login_ok",
+            AuditKind::LoginFailed => "login_failed",
+            AuditKind::LoginLocked => "login_locked",
+            AuditKind::Logout => "logout",
+            AuditKind::PasswordChanged => "password_changed",
+            AuditKind::SessionsRevoked => "sessions_revoked",
+            AuditKind::RoleChanged => "role_changed",
+            AuditKind::UserDisabled => "user_disabled",
+            AuditKind::UserEnabled => "user_enabled",
+            AuditKind::UserUnlocked => "user_unlocked",
+            AuditKind::CsrfRejected => "csrf_rejected",
+            AuditKind::AdminCreated => "admin_created",
+        }
+    }
+
+    /// Parses a stored or submitted name.
+    pub fn parse(s: &str) -> Option<AuditKind> {
+        AuditKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A row about to be appended.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditEvent {
+    /// When.
+    pub at: PrimitiveDateTime,
+    /// What ([`AuditKind::as_str`]).
+    pub kind: String,
+    /// Who did it (user id).
+    pub actor_id: Option<String>,
+    /// Who did it (username).
+    pub actor: Option<String>,
+    /// To whom (user id).
+    pub subject_id: Option<String>,
+    /// To whom (username, or the name typed at a failed sign-in).
+    pub subject: Option<String>,
+    /// From where.
+    pub ip: Option<String>,
+    /// With what.
+    pub user_agent: Option<String>,
+    /// Anything else: a failure reason, the new role, a count.
+    pub detail: Option<String>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEvent {
+    /// Insertion order.
+    pub id: i64,
+    /// When.
+    pub at: PrimitiveDateTime,
+    /// What.
+    pub kind: String,
+    /// Who did it (user id).
+    pub actor_id: Option<String>,
+    /// Who did it.
+    pub actor: Option<String>,
+    /// To whom (user id).
+    pub subject_id: Option<String>,
+    /// To whom.
+    pub subject: Option<String>,
+    /// From where.
+    pub ip: Option<String>,
+    /// With what.
+    pub user_agent: Option<String>,
+    /// Anything else.
+    pub detail: Option<String>,
+}
+
+/// Which events to show.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Events where this username is the actor or the subject.
+    pub user: Option<String>,
+    /// Events of this kind.
+    pub kind: Option<String>,
+    /// At or after.
+    pub from: Option<PrimitiveDateTime>,
+    /// Before.
+    pub to: Option<PrimitiveDateTime>,
+}
+
+type Boxed<'a> = audit_events::BoxedQuery<'a, crate::db::DbBackend>;
+
+impl AuditFilter {
+    fn apply<'a>(&self, mut query: Boxed<'a>) -> Boxed<'a> {
+        if let Some(user) = &self.user {
+            query = query.filter(
+                audit_events::actor
+                    .eq(user.clone())
+                    .or(audit_events::subject.eq(user.clone())),
+            );
+        }
+        if let Some(kind) = &self.kind {
+            query = query.filter(audit_events::kind.eq(kind.clone()));
+        }
+        if let Some(from) = self.from {
+            query = query.filter(audit_events::at.ge(from));
+        }
+        if let Some(to) = self.to {
+            query = query.filter(audit_events::at.lt(to));
+        }
+        query
+    }
+}
+
+impl AuditEvent {
+    /// Appends an event.
+    pub fn record(conn: &mut DbConnection, event: &NewAuditEvent) -> Result<(), Error> {
+        diesel::insert_into(audit_events::table)
+            .values(event)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// One page of matching events, newest first, and how many match in all.
+    pub fn search(
+        conn: &mut DbConnection,
+        filter: &AuditFilter,
+        page: i64,
+        per_page: i64,
+    ) -> Result<(Vec<AuditEvent>, i64), Error> {
+        let total: i64 = filter
+            .apply(audit_events::table.into_boxed())
+            .count()
+            .get_result(conn)?;
+        let events = filter
+            .apply(audit_events::table.into_boxed())
+            .order(audit_events::id.desc())
+            .limit(per_page)
+            .offset((page.max(1) - 1) * per_page)
+            .select(AuditEvent::as_select())
+            .load(conn)?;
+        Ok((events, total))
+    }
+
+    /// Up to `limit` matching events, newest first (for CSV export).
+    pub fn export(
+        conn: &mut DbConnection,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        Ok(filter
+            .apply(audit_events::table.into_boxed())
+            .order(audit_events::id.desc())
+            .limit(limit)
+            .select(AuditEvent::as_select())
+            .load(conn)?)
+    }
+}
