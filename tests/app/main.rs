@@ -4,9 +4,13 @@ mod helpers;
 
 mod account;
 mod admin;
+mod audit;
 mod cli;
+mod csrf;
+mod headers;
 mod health;
 mod keys;
+mod lockout;
 mod logging;
 mod login;
 mod pages;
