@@ -44,6 +44,13 @@ struct Parts {
 /// Reads settings, opens the database, applies migrations, loads keys. Blocking: run off the workers.
 fn prepare(figment: &Figment) -> Result<Parts, Error> {
     let settings = Settings::from_figment(figment)?;
+    if !settings.static_dir.is_dir() {
+        return Err(Error::Config(format!(
+            "static_dir {} is not a directory: start latchkey from its repository folder, or set \
+             LATCHKEY_STATIC_DIR (and ROCKET_TEMPLATE_DIR) to where static/ and templates/ are",
+            settings.static_dir.display()
+        )));
+    }
     let db = Db::new(&settings);
     db.create_if_missing()?;
     let applied = db::run_migrations(&mut *db.get()?)?;

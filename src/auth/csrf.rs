@@ -3,6 +3,9 @@
 //! Forms are read through [`CsrfForm`], a data guard that refuses a missing or wrong token with
 //! 403 before the handler runs, so nothing changes.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -20,8 +23,13 @@ use crate::routes::Fields;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Most tokens remembered; the cache is emptied when it fills.
+const TOKEN_CACHE_MAX: usize = 50_000;
+
 /// Makes and checks CSRF tokens; managed state.
 pub struct Csrf {
+    /// Tokens already computed, by binding: every signed-in page needs one.
+    issued: RwLock<HashMap<String, String>>,
     /// Derived from the keyring, active key first, so tokens survive a key rotation.
     keys: Vec<[u8; 32]>,
     secure: bool,
@@ -36,6 +44,7 @@ impl Csrf {
     /// Keys from the ring; cookie flags and the expected origin from the settings.
     pub fn new(keyring: &Keyring, secure: bool, public_origin: Option<String>) -> Csrf {
         Csrf {
+            issued: RwLock::new(HashMap::new()),
             keys: keyring.derived_keys(),
             secure,
             public_origin,
@@ -59,7 +68,23 @@ impl Csrf {
 
     /// The token for a binding (`sid:…` or `pre:…`).
     pub fn token_for(&self, binding: &str) -> String {
-        URL_SAFE_NO_PAD.encode(Csrf::mac(&self.keys[0], binding).finalize().into_bytes())
+        if let Some(token) = self
+            .issued
+            .read()
+            .ok()
+            .and_then(|t| t.get(binding).cloned())
+        {
+            return token;
+        }
+        let token =
+            URL_SAFE_NO_PAD.encode(Csrf::mac(&self.keys[0], binding).finalize().into_bytes());
+        if let Ok(mut issued) = self.issued.write() {
+            if issued.len() >= TOKEN_CACHE_MAX {
+                issued.clear();
+            }
+            issued.insert(binding.to_string(), token.clone());
+        }
+        token
     }
 
     /// Whether `token` was made for `binding` with any key on the ring (constant-time compare).

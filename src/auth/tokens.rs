@@ -1,6 +1,9 @@
 //! Access tokens: HS256 JWTs with the algorithm pinned, `iss`/`aud`/`exp`/`nbf` required, and the
 //! signing key chosen by `kid` from the keyring.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -65,8 +68,15 @@ pub struct Subject<'a> {
     pub session_id: &'a str,
 }
 
+/// Most verified tokens remembered; the cache is emptied when it fills.
+const VERIFIED_CACHE_MAX: usize = 50_000;
+
 /// Signs and verifies access tokens.
 pub struct Tokens {
+    /// Tokens that passed the full check, by their exact text, so a busy page does not repeat the
+    /// base64, JSON and HMAC work on every request. Time checks (`exp`, `nbf`) still run each time,
+    /// and revocation is checked by the caller.
+    verified: RwLock<HashMap<String, Claims>>,
     keyring: Keyring,
     issuer: String,
     audience: String,
@@ -87,6 +97,7 @@ impl Tokens {
         validation.set_audience(&[&settings.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         Tokens {
+            verified: RwLock::new(HashMap::new()),
             keyring,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
@@ -140,8 +151,38 @@ impl Tokens {
             .map_err(|e| Error::TokenSigning(e.to_string()))
     }
 
-    /// Checks a token completely at time `now`: size, header, algorithm, key, signature, then claims.
+    /// Checks a token at time `now`: size, header, algorithm, key, signature, then claims (the
+    /// signature and claim checks only once per token text).
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let cached = self
+            .verified
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(token).cloned());
+        let claims = match cached {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signature(token)?;
+                if let Ok(mut cache) = self.verified.write() {
+                    if cache.len() >= VERIFIED_CACHE_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(token.to_string(), claims.clone());
+                }
+                claims
+            }
+        };
+        if claims.nbf > now + self.leeway_secs {
+            return Err(TokenError::Invalid("token is not valid yet (nbf)".into()));
+        }
+        if claims.exp + self.leeway_secs < now {
+            return Err(TokenError::Expired(Box::new(claims)));
+        }
+        Ok(claims)
+    }
+
+    /// The full cryptographic and structural check, without the time checks.
+    fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid(format!(
                 "token is {} bytes, over the limit",
@@ -163,15 +204,8 @@ impl Tokens {
             .keyring
             .get(&kid)
             .ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?;
-        let claims = jsonwebtoken::decode::<Claims>(token, key.decoding(), &self.validation)
+        jsonwebtoken::decode::<Claims>(token, key.decoding(), &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
-        if claims.nbf > now + self.leeway_secs {
-            return Err(TokenError::Invalid("token is not valid yet (nbf)".into()));
-        }
-        if claims.exp + self.leeway_secs < now {
-            return Err(TokenError::Expired(Box::new(claims)));
-        }
-        Ok(claims)
+            .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))
     }
 }
