@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# latchkey benchmark: page throughput and latency, and a login flood. A measurement, not a test:
+# it prints a table with PASS/FAIL against the targets and exits 0 whatever the figures are.
+# It exits non-zero only when it cannot measure at all (no wrk, build failed, the site did not
+# start, or the benchmark users could not be created).
+#
+#   bench/run.sh                      # build (release), start the site, measure, print the table
+#   BENCH_SKIP_BUILD=1 bench/run.sh   # use the existing target/release/latchkey
+#
+# See bench/README.md for what each figure means and the knobs below.
+
+set -uo pipefail
+
+# ---- settings (environment overrides) --------------------------------------------------------
+ROUNDS=${BENCH_ROUNDS:-3}               # interleaved rounds of /healthz then /private
+DURATION=${BENCH_DURATION:-8}           # seconds per wrk run in those rounds
+WARMUP=${BENCH_WARMUP:-2}               # seconds of untimed warm-up per endpoint
+CONNS=${BENCH_CONNECTIONS:-32}          # connections for the page runs
+THREADS=${BENCH_THREADS:-2}             # wrk threads for the page runs and the flood
+FLOOD_DURATION=${BENCH_FLOOD_DURATION:-10}
+FLOOD_CONNS=${BENCH_FLOOD_CONNECTIONS:-64}
+MONITOR_CONNS=${BENCH_MONITOR_CONNECTIONS:-8}   # /private load while the flood runs
+MONITOR_DURATION=$((FLOOD_DURATION - 2))        # starts 1 s into the flood, ends 1 s before it
+KEEP=${BENCH_KEEP:-0}                   # 1: keep the temp dir (server log, raw wrk output)
+# The flood comes from one IP; a per-IP sign-in limit would turn it into a flood of 429s and
+# measure nothing about password hashing, so it is raised for the run (set it to the site's
+# default, 30, to measure the throttled path instead).
+LOGIN_PER_IP=${BENCH_LOGIN_PER_IP_PER_MINUTE:-1000000}
+
+# Targets.
+T_RATIO=0.6          # private req/s ÷ healthz req/s, at least
+T_P99=10             # ms, /private p99 at $CONNS connections, below
+T_P99_FLOOD=25       # ms, /private p99 during the login flood, below
+T_RSS=160            # MiB, peak resident set (VmHWM), below
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/release/latchkey"
+SUMMARY_FILE="$TARGET_DIR/bench-summary.txt"
+HOST=127.0.0.1
+PASSWORD='Bench-lantern-orbit-7731'
+USER1=bench_viewer
+USER2=bench_flooder
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "ERROR: $1"; exit "${2:-1}"; }
+
+# ---- cleanup ---------------------------------------------------------------------------------
+TMP=""
+SERVER_PID=""
+BG_PIDS=()
+cleanup() {
+    local pid
+    for pid in "${BG_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null
+    done
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+        if [ "$KEEP" = 1 ]; then
+            log "kept $TMP"
+        else
+            rm -rf "$TMP"
+        fi
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- tools -----------------------------------------------------------------------------------
+command -v curl >/dev/null || die "curl is required"
+if ! command -v wrk >/dev/null; then
+    log "wrk not found; installing it with apt-get"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || die "wrk is missing and there is no sudo to install it"
+        SUDO=sudo
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y wrk || { $SUDO apt-get update && $SUDO apt-get install -y wrk; } \
+        || die "could not install wrk"
+fi
+
+# ---- build -----------------------------------------------------------------------------------
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    log "cargo build --release${CARGO_BUILD_JOBS:+ -j $CARGO_BUILD_JOBS}"
+    (cd "$ROOT" && cargo build --release ${CARGO_BUILD_JOBS:+-j "$CARGO_BUILD_JOBS"}) \
+        || die "release build failed"
+fi
+[ -x "$BIN" ] || die "$BIN not found (build with cargo build --release)"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-bench.XXXXXX") || die "mktemp failed"
+
+# ---- helpers ---------------------------------------------------------------------------------
+free_port() {
+    local p
+    if command -v python3 >/dev/null; then
+        p=$(python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()' 2>/dev/null)
+        if [ -n "$p" ]; then echo "$p"; return; fi
+    fi
+    for _ in $(seq 1 50); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "$p"; return; fi
+    done
+    return 1
+}
+
+proc_kb() { # pid field → value in kB from /proc/<pid>/status, or empty
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# A field of the BENCH line status.lua prints at the end of a wrk run.
+bench_field() {
+    grep -m1 '^BENCH ' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'
+}
+# Responses whose status is not $2 (per the STATUS lines), plus socket errors and timeouts.
+bad_responses() {
+    local statuses errors
+    statuses=$(awk -v ok="$2" '$1 == "STATUS" && $2 != ok { n += $3 } END { print n + 0 }' "$1")
+    errors=$(grep -m1 '^BENCH ' "$1" | tr ' ' '\n' |
+        awk -F= '$1 ~ /^err_(connect|read|write|timeout)$/ { n += $2 } END { print n + 0 }')
+    echo $((statuses + errors))
+}
+status_list() { # "303:1234 500:2" from the STATUS lines
+    awk '$1 == "STATUS" { printf "%s%s:%s", sep, $2, $3; sep = " " } END { print "" }' "$1"
+}
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
+        END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2];
+              else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+verdict() { # value op target → PASS / FAIL
+    awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+        if (v == "" || v == "nan") { print "FAIL"; exit }
+        ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 < t + 0)
+        print ok ? "PASS" : "FAIL" }'
+}
+
+run_wrk() { # out-file threads conns duration timeout script url [extra wrk args…]
+    local out=$1 t=$2 c=$3 d=$4 to=$5 script=$6 url=$7
+    shift 7
+    # In the background and waited for, so a TERM is handled at once rather than after the run.
+    wrk -t"$t" -c"$c" -d"${d}s" --timeout "${to}s" --latency -s "$script" "$@" "$url" >"$out" 2>&1 &
+    BG_PIDS=("$!")
+    wait "$!"
+    BG_PIDS=()
+    grep -q '^BENCH ' "$out" || { log "wrk produced no summary; its output:"; cat "$out" >&2; }
+}
+
+# ---- start the site --------------------------------------------------------------------------
+JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n=')
+start_server() {
+    PORT=$(free_port) || die "no free port found"
+    BASE="http://$HOST:$PORT"
+    (
+        cd "$ROOT" || exit 1
+        export ROCKET_ADDRESS=$HOST ROCKET_PORT=$PORT ROCKET_LOG_LEVEL=critical \
+            ROCKET_CLI_COLORS=false DATABASE_URL="$TMP/bench.db" \
+            LATCHKEY_JWT_SECRET="$JWT_SECRET" LATCHKEY_KEY_FILE="$TMP/keys.json" \
+            LATCHKEY_COOKIE_SECURE=false LATCHKEY_LOGIN_PER_IP_PER_MINUTE="$LOGIN_PER_IP"
+        exec "$BIN" serve
+    ) >"$TMP/server.log" 2>&1 &
+    SERVER_PID=$!
+    local i
+    for i in $(seq 1 120); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            wait "$SERVER_PID" 2>/dev/null
+            SERVER_PID=""
+            return 1
+        fi
+        if curl -fsS --max-time 1 -o /dev/null "$BASE/healthz" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.25
+    done
+    return 1
+}
+
+started=0
+for attempt in 1 2 3; do
+    rm -f "$TMP"/bench.db*
+    if start_server; then started=1; break; fi
+    log "the site did not start on port $PORT (attempt $attempt); its log:"
+    sed 's/^/    /' "$TMP/server.log" >&2
+    [ -n "$SERVER_PID" ] && { kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""; }
+    grep -qi 'in use' "$TMP/server.log" || break
+done
+[ "$started" = 1 ] || die "the site failed to start" 3
+log "site up at $BASE (pid $SERVER_PID), database $TMP/bench.db"
+
+# ---- users and session cookie ----------------------------------------------------------------
+# Forms may carry a CSRF token (hidden csrf_token input, bound to a pre-session cookie): GET the
+# form page into a cookie jar first, then post with that jar and the token. If the page has no
+# token, none is sent.
+csrf_token_of() { # path jar → the form's csrf_token, or nothing
+    curl -sS --max-time 10 -b "$2" -c "$2" "$BASE$1" |
+        grep -o '<input[^>]*name="csrf_token"[^>]*>' | head -1 |
+        sed -n 's/.*value="\([^"]*\)".*/\1/p'
+}
+jar_cookie() { # jar name → value of that cookie, or nothing
+    awk -v n="$2" '$6 == n { v = $7 } END { if (v != "") print v }' "$1" 2>/dev/null
+}
+jar_header() { # jar → "a=1; b=2" of every cookie in it except Rocket's flash message
+    awk 'NF >= 7 && ($1 !~ /^#/ || $1 ~ /^#HttpOnly_/) && $6 != "_flash" {
+        printf "%s%s=%s", sep, $6, $7; sep = "; " } END { print "" }' "$1" 2>/dev/null
+}
+signup() { # username → prints the HTTP status; cookie jar in $TMP/<username>.jar
+    local jar="$TMP/$1.jar" token
+    token=$(csrf_token_of /signup "$jar")
+    curl -sS --max-time 20 -o "$TMP/signup-$1.html" -w '%{http_code}' -b "$jar" -c "$jar" \
+        --data-urlencode "username=$1" --data-urlencode "email=$1@example.com" \
+        --data-urlencode "password=$PASSWORD" --data-urlencode "password_confirm=$PASSWORD" \
+        ${token:+--data-urlencode "csrf_token=$token"} "$BASE/signup"
+}
+code=$(signup "$USER1") || true
+[ "$code" = 303 ] || die "sign-up of $USER1 answered $code, not 303 (page in $TMP/signup-$USER1.html; BENCH_KEEP=1 keeps it)" 4
+TOKEN=$(jar_cookie "$TMP/$USER1.jar" latchkey)
+[ -n "$TOKEN" ] || die "sign-up of $USER1 set no latchkey cookie" 4
+code=$(signup "$USER2") || true
+[ "$code" = 303 ] || die "sign-up of $USER2 answered $code, not 303" 4
+
+# Sanity: the cookie opens /private (200, not a 303 to /login).
+code=$(curl -sS --max-time 5 -o "$TMP/private.html" -w '%{http_code}' \
+    -H "Cookie: latchkey=$TOKEN" "$BASE/private") || true
+[ "$code" = 200 ] || die "GET /private with the session cookie answered $code, not 200" 4
+grep -q "$USER1" "$TMP/private.html" || log "warning: /private does not show the username $USER1"
+
+# The flood's request: the sign-in form's token and cookies (fetched once, signed out), reused
+# by every flood request. Checked once with curl: 303 and a session cookie.
+LOGIN_CSRF=$(csrf_token_of /login "$TMP/flood.jar")
+LOGIN_COOKIE=$(jar_header "$TMP/flood.jar")
+code=$(curl -sS --max-time 20 -o /dev/null -w '%{http_code}' -b "$TMP/flood.jar" -c "$TMP/login.jar" \
+    --data-urlencode "username=$USER2" --data-urlencode "password=$PASSWORD" \
+    ${LOGIN_CSRF:+--data-urlencode "csrf_token=$LOGIN_CSRF"} "$BASE/login") || true
+[ "$code" = 303 ] || die "POST /login for $USER2 answered $code, not 303" 4
+[ -n "$(jar_cookie "$TMP/login.jar" latchkey)" ] || die "POST /login for $USER2 set no session cookie" 4
+log "users $USER1 and $USER2 created; session cookie captured${LOGIN_CSRF:+; forms use a CSRF token}"
+
+COOKIE="Cookie: latchkey=$TOKEN"
+RSS_START=$(proc_kb "$SERVER_PID" VmRSS)
+
+# ---- interleaved page rounds -----------------------------------------------------------------
+log "warm-up: ${WARMUP}s each"
+run_wrk "$TMP/warm-healthz.txt" "$THREADS" "$CONNS" "$WARMUP" 5 "$BENCH/status.lua" "$BASE/healthz"
+run_wrk "$TMP/warm-private.txt" "$THREADS" "$CONNS" "$WARMUP" 5 "$BENCH/status.lua" "$BASE/private" -H "$COOKIE"
+
+H_RPS=(); P_RPS=(); H_P99=(); P_P99=(); P_BAD=0; H_BAD=0; ROUND_LINES=()
+for r in $(seq 1 "$ROUNDS"); do
+    log "round $r/$ROUNDS: /healthz ${DURATION}s"
+    run_wrk "$TMP/r$r-healthz.txt" "$THREADS" "$CONNS" "$DURATION" 5 "$BENCH/status.lua" "$BASE/healthz"
+    log "round $r/$ROUNDS: /private ${DURATION}s"
+    run_wrk "$TMP/r$r-private.txt" "$THREADS" "$CONNS" "$DURATION" 5 "$BENCH/status.lua" "$BASE/private" -H "$COOKIE"
+    h=$(bench_field "$TMP/r$r-healthz.txt" rps); p=$(bench_field "$TMP/r$r-private.txt" rps)
+    hp=$(bench_field "$TMP/r$r-healthz.txt" p99_ms); pp=$(bench_field "$TMP/r$r-private.txt" p99_ms)
+    hb=$(bad_responses "$TMP/r$r-healthz.txt" 200); pb=$(bad_responses "$TMP/r$r-private.txt" 200)
+    H_RPS+=("${h:-0}"); P_RPS+=("${p:-0}"); H_P99+=("${hp:-nan}"); P_P99+=("${pp:-nan}")
+    H_BAD=$((H_BAD + hb)); P_BAD=$((P_BAD + pb))
+    ROUND_LINES+=("$(printf '  round %d: healthz %9s req/s p99 %7s ms [%s]   private %9s req/s p99 %7s ms [%s]' \
+        "$r" "${h:-?}" "${hp:-?}" "$(status_list "$TMP/r$r-healthz.txt")" \
+        "${p:-?}" "${pp:-?}" "$(status_list "$TMP/r$r-private.txt")")")
+done
+HEALTHZ_RPS=$(median "${H_RPS[@]}")
+PRIVATE_RPS=$(median "${P_RPS[@]}")
+PRIVATE_P99=$(median "${P_P99[@]}")
+HEALTHZ_P99=$(median "${H_P99[@]}")
+RATIO=$(awk -v p="$PRIVATE_RPS" -v h="$HEALTHZ_RPS" 'BEGIN { if (h > 0) printf "%.3f", p / h; else print "nan" }')
+HWM_BEFORE_FLOOD=$(proc_kb "$SERVER_PID" VmHWM)
+
+# ---- login flood with /private measured alongside --------------------------------------------
+log "login flood: ${FLOOD_CONNS} connections POST /login for ${FLOOD_DURATION}s; /private at ${MONITOR_CONNS} connections alongside"
+export BENCH_LOGIN_USER="$USER2" BENCH_LOGIN_PASSWORD="$PASSWORD" \
+    BENCH_LOGIN_CSRF="$LOGIN_CSRF" BENCH_LOGIN_COOKIE="$LOGIN_COOKIE"
+wrk -t"$THREADS" -c"$FLOOD_CONNS" -d"${FLOOD_DURATION}s" --timeout 15s --latency \
+    -s "$BENCH/login.lua" "$BASE/login" >"$TMP/flood-login.txt" 2>&1 &
+FLOOD_PID=$!; BG_PIDS+=("$FLOOD_PID")
+RSS_MAX=0; RSS_SAMPLES=0
+sample_rss() {
+    local v
+    v=$(proc_kb "$SERVER_PID" VmRSS)
+    if [ -n "$v" ]; then
+        RSS_SAMPLES=$((RSS_SAMPLES + 1))
+        [ "$v" -gt "$RSS_MAX" ] && RSS_MAX=$v
+        echo "$(date +%s.%N) $v" >>"$TMP/rss.log"
+    fi
+}
+for _ in 1 2 3 4; do sample_rss; sleep 0.25; done
+wrk -t1 -c"$MONITOR_CONNS" -d"${MONITOR_DURATION}s" --timeout 5s --latency \
+    -s "$BENCH/status.lua" -H "$COOKIE" "$BASE/private" >"$TMP/flood-private.txt" 2>&1 &
+MON_PID=$!; BG_PIDS+=("$MON_PID")
+while kill -0 "$FLOOD_PID" 2>/dev/null; do sample_rss; sleep 0.5; done
+wait "$FLOOD_PID"; wait "$MON_PID"
+BG_PIDS=()
+for f in flood-login flood-private; do
+    grep -q '^BENCH ' "$TMP/$f.txt" || { log "wrk ($f) produced no summary:"; cat "$TMP/$f.txt" >&2; }
+done
+
+SERVER_ALIVE=yes
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    SERVER_ALIVE="NO - the server died during the flood"
+elif ! curl -fsS --max-time 5 -o /dev/null "$BASE/healthz"; then
+    SERVER_ALIVE="NO - /healthz failed after the flood"
+fi
+HWM=$(proc_kb "$SERVER_PID" VmHWM)
+RSS_END=$(proc_kb "$SERVER_PID" VmRSS)
+
+FLOOD_P99=$(bench_field "$TMP/flood-private.txt" p99_ms)
+FLOOD_PRIVATE_RPS=$(bench_field "$TMP/flood-private.txt" rps)
+FLOOD_PRIVATE_BAD=$(bad_responses "$TMP/flood-private.txt" 200)
+LOGIN_DUR=$(bench_field "$TMP/flood-login.txt" duration_s)
+LOGIN_303=$(awk '$1 == "STATUS" && $2 == 303 { n += $3 } END { print n + 0 }' "$TMP/flood-login.txt")
+LOGIN_BAD=$(bad_responses "$TMP/flood-login.txt" 303)
+LOGIN_RATE=$(awk -v n="$LOGIN_303" -v d="${LOGIN_DUR:-0}" 'BEGIN { if (d > 0) printf "%.1f", n / d; else print "nan" }')
+LOGIN_P50=$(bench_field "$TMP/flood-login.txt" p50_ms)
+LOGIN_P99=$(bench_field "$TMP/flood-login.txt" p99_ms)
+PEAK_MIB=$(mib "${HWM:-0}")
+
+# ---- summary ---------------------------------------------------------------------------------
+V_RATIO=$(verdict "$RATIO" ">=" "$T_RATIO")
+V_P99=$(verdict "$PRIVATE_P99" "<" "$T_P99")
+V_FLOOD=$(verdict "$FLOOD_P99" "<" "$T_P99_FLOOD")
+V_RSS=$(verdict "$PEAK_MIB" "<" "$T_RSS")
+# A /private figure only counts if every response was a 200 (a 303 to /login is a failure).
+if [ "$P_BAD" -gt 0 ]; then V_RATIO="FAIL*"; V_P99="FAIL*"; fi
+if [ "$FLOOD_PRIVATE_BAD" -gt 0 ]; then V_FLOOD="FAIL*"; fi
+V_LOGIN=info
+[ "$LOGIN_BAD" -gt 0 ] && V_LOGIN="WARN*"
+[ "$HWM" = "" ] && V_RSS="FAIL"
+
+GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+(cd "$ROOT" && [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]) && GIT_REV="$GIT_REV (uncommitted changes)"
+
+row() { printf '%-44s %16s %12s  %s\n' "$@"; }
+{
+    echo "latchkey benchmark - $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "commit $GIT_REV; $(nproc) cores; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS interleaved rounds (medians); flood -c$FLOOD_CONNS ${FLOOD_DURATION}s, /private -t1 -c$MONITOR_CONNS alongside"
+    echo
+    row "metric" "measured" "target" "result"
+    row "--------------------------------------------" "----------------" "------------" "------"
+    row "GET /healthz req/s (c$CONNS, median)" "$HEALTHZ_RPS" "-" "-"
+    row "GET /private req/s (c$CONNS, median)" "$PRIVATE_RPS" "-" "-"
+    row "private / healthz throughput ratio" "$RATIO" ">= $T_RATIO" "$V_RATIO"
+    row "GET /private p99 (c$CONNS, median)" "$PRIVATE_P99 ms" "< $T_P99 ms" "$V_P99"
+    row "GET /private p99 during login flood (c$MONITOR_CONNS)" "${FLOOD_P99:-nan} ms" "< $T_P99_FLOOD ms" "$V_FLOOD"
+    row "login flood throughput (303s per second)" "$LOGIN_RATE /s" "-" "$V_LOGIN"
+    row "peak RSS (VmHWM after the flood)" "$PEAK_MIB MiB" "< $T_RSS MiB" "$V_RSS"
+    echo
+    echo "details:"
+    printf '%s\n' "${ROUND_LINES[@]}"
+    echo "  /healthz p99 (median): $HEALTHZ_P99 ms"
+    echo "  non-200 or failed /healthz responses: $H_BAD; /private: $P_BAD"
+    echo "  during the flood: /private $FLOOD_PRIVATE_RPS req/s, statuses [$(status_list "$TMP/flood-private.txt")], failures $FLOOD_PRIVATE_BAD"
+    echo "  login flood: $(bench_field "$TMP/flood-login.txt" requests) responses in ${LOGIN_DUR:-?} s, statuses [$(status_list "$TMP/flood-login.txt")], not-303 or failed: $LOGIN_BAD"
+    echo "  login latency under the flood: p50 ${LOGIN_P50:-?} ms, p99 ${LOGIN_P99:-?} ms"
+    echo "  RSS: $(mib "$RSS_START") MiB after start-up, VmHWM $(mib "$HWM_BEFORE_FLOOD") MiB before the flood," \
+        "max VmRSS $(mib "$RSS_MAX") MiB during it ($RSS_SAMPLES samples), $(mib "$RSS_END") MiB after; VmHWM $PEAK_MIB MiB"
+    echo "  server alive after the flood: $SERVER_ALIVE"
+    if [ "$P_BAD" -gt 0 ] || [ "$FLOOD_PRIVATE_BAD" -gt 0 ]; then
+        echo "  * /private did not answer 200 every time, so its figures do not measure the page"
+    fi
+    if [ "$LOGIN_BAD" -gt 0 ]; then
+        echo "  * some sign-ins did not answer 303 (see the statuses above)"
+    fi
+} >"$TMP/summary.txt"
+
+echo
+cat "$TMP/summary.txt"
+mkdir -p "$(dirname "$SUMMARY_FILE")" && cp "$TMP/summary.txt" "$SUMMARY_FILE" && log "summary written to $SUMMARY_FILE"
+# When wrk stops it drops its connections, in-flight flood sign-ins included, and Rocket logs a
+# line for each; count those, show anything else.
+NOISE='Remote left: client disconnect|Connection failed: connection closed before message completed'
+LEFT=$(grep -cE "$NOISE" "$TMP/server.log")
+grep -vE "$NOISE" "$TMP/server.log" >"$TMP/server-other.log"
+[ "$LEFT" -gt 0 ] && log "server log: $LEFT lines about connections wrk dropped when it stopped (expected)"
+if [ -s "$TMP/server-other.log" ]; then
+    log "server log (last 20 other lines):"
+    tail -n 20 "$TMP/server-other.log" | sed 's/^/    /' >&2
+fi
+exit 0
