@@ -196,17 +196,52 @@ fn explain(result: Result<User, Error>) -> Result<Result<User, String>, Error> {
     }
 }
 
-/// The parts every admin action needs.
-struct Ctx<'a> {
-    admin: &'a Admin,
-    sessions: &'a Sessions,
-    audit: &'a Audit,
-    peer: &'a Peer,
+/// Everything an admin action needs, as one request guard: the admin (403 for anyone else),
+/// the services that end sessions and record events, the client, and where to go back to.
+pub struct AdminAction<'r> {
+    admin: Admin,
+    sessions: &'r Sessions,
+    audit: &'r Audit,
+    db: &'r Db,
+    peer: Peer,
+    to: ReturnTo,
 }
 
-impl Ctx<'_> {
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AdminAction<'r> {
+    type Error = crate::auth::guards::AuthFailure;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let admin = rocket::outcome::try_outcome!(req.guard::<Admin>().await);
+        let rocket = req.rocket();
+        let (Some(sessions), Some(audit), Some(db)) = (
+            rocket.state::<Sessions>(),
+            rocket.state::<Audit>(),
+            rocket.state::<Db>(),
+        ) else {
+            return Outcome::Error((
+                rocket::http::Status::InternalServerError,
+                crate::auth::guards::AuthFailure::Unavailable,
+            ));
+        };
+        let to = match req.guard::<ReturnTo>().await {
+            Outcome::Success(to) => to,
+            _ => ReturnTo("/admin".to_string()),
+        };
+        Outcome::Success(AdminAction {
+            admin,
+            sessions,
+            audit,
+            db,
+            peer: Peer::of(req),
+            to,
+        })
+    }
+}
+
+impl AdminAction<'_> {
     async fn record(&self, kind: AuditKind, user: &User, detail: Option<String>) {
-        let mut event = Event::new(kind, self.peer)
+        let mut event = Event::new(kind, &self.peer)
             .actor(Who::user(&self.admin.0.id, &self.admin.0.username))
             .subject(Who::user(&user.id, &user.username));
         if let Some(detail) = detail {
@@ -228,34 +263,36 @@ impl Ctx<'_> {
         }
         Ok(n)
     }
+
+    /// Back to the page the form was on, with a message.
+    fn back(&self, result: Result<String, String>) -> Flash<Redirect> {
+        back(&self.to, result)
+    }
+
+    async fn find_user(&self, id: &str) -> Result<Option<User>, Error> {
+        let id = id.to_string();
+        self.db.run(move |conn| User::find(conn, &id)).await
+    }
 }
 
 /// Sets a user's role to `user` or `admin`; their sessions end, so the change applies at once.
 #[rocket::post("/admin/users/<id>/role", data = "<form>")]
-#[allow(clippy::too_many_arguments)]
 async fn change_role(
-    admin: Admin,
+    ctx: AdminAction<'_>,
     id: &str,
     form: CsrfForm,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
-    to: ReturnTo,
 ) -> Result<Flash<Redirect>, Error> {
     let Some(role) = Role::parse(form.get("role")) else {
-        return Ok(back(&to, Err("Choose a role: user or admin.".into())));
-    };
-    let ctx = Ctx {
-        admin: &admin,
-        sessions,
-        audit,
-        peer: &peer,
+        return Ok(ctx.back(Err("Choose a role: user or admin.".into())));
     };
     let id = id.to_string();
-    let user = match explain(db.run(move |conn| User::set_role(conn, &id, role)).await)? {
+    let user = match explain(
+        ctx.db
+            .run(move |conn| User::set_role(conn, &id, role))
+            .await,
+    )? {
         Ok(user) => user,
-        Err(message) => return Ok(back(&to, Err(message))),
+        Err(message) => return Ok(ctx.back(Err(message))),
     };
     ctx.record(
         AuditKind::RoleChanged,
@@ -269,32 +306,31 @@ async fn change_role(
     } else {
         "a user"
     };
-    if user.id == admin.0.id {
+    if user.id == ctx.admin.0.id {
         return Ok(Flash::success(
             Redirect::to("/login"),
             format!("You are now {what}. Please sign in again."),
         ));
     }
-    Ok(back(&to, Ok(format!("{} is now {what}.", user.username))))
+    Ok(ctx.back(Ok(format!("{} is now {what}.", user.username))))
 }
 
 async fn set_disabled(
-    ctx: Ctx<'_>,
+    ctx: AdminAction<'_>,
     id: &str,
     disabled: bool,
-    db: &Db,
-    to: &ReturnTo,
 ) -> Result<Flash<Redirect>, Error> {
     if disabled && id == ctx.admin.0.id {
-        return Ok(back(to, Err("You cannot disable your own account.".into())));
+        return Ok(ctx.back(Err("You cannot disable your own account.".into())));
     }
     let id = id.to_string();
     let user = match explain(
-        db.run(move |conn| User::set_disabled(conn, &id, disabled))
+        ctx.db
+            .run(move |conn| User::set_disabled(conn, &id, disabled))
             .await,
     )? {
         Ok(user) => user,
-        Err(message) => return Ok(back(to, Err(message))),
+        Err(message) => return Ok(ctx.back(Err(message))),
     };
     let kind = if disabled {
         AuditKind::UserDisabled
@@ -306,162 +342,74 @@ async fn set_disabled(
         ctx.end_sessions(&user, "account disabled").await?;
     }
     let state = if disabled { "disabled" } else { "enabled" };
-    Ok(back(to, Ok(format!("{} is now {state}.", user.username))))
+    Ok(ctx.back(Ok(format!("{} is now {state}.", user.username))))
 }
 
 /// Disables an account: it can no longer sign in, and its sessions end.
 #[rocket::post("/admin/users/<id>/disable", data = "<_form>")]
-#[allow(clippy::too_many_arguments)]
 async fn disable(
-    admin: Admin,
+    ctx: AdminAction<'_>,
     id: &str,
     _form: CsrfForm,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
-    to: ReturnTo,
 ) -> Result<Flash<Redirect>, Error> {
-    let ctx = Ctx {
-        admin: &admin,
-        sessions,
-        audit,
-        peer: &peer,
-    };
-    set_disabled(ctx, id, true, db, &to).await
+    set_disabled(ctx, id, true).await
 }
 
 /// Re-enables a disabled account.
 #[rocket::post("/admin/users/<id>/enable", data = "<_form>")]
-#[allow(clippy::too_many_arguments)]
-async fn enable(
-    admin: Admin,
-    id: &str,
-    _form: CsrfForm,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
-    to: ReturnTo,
-) -> Result<Flash<Redirect>, Error> {
-    let ctx = Ctx {
-        admin: &admin,
-        sessions,
-        audit,
-        peer: &peer,
-    };
-    set_disabled(ctx, id, false, db, &to).await
+async fn enable(ctx: AdminAction<'_>, id: &str, _form: CsrfForm) -> Result<Flash<Redirect>, Error> {
+    set_disabled(ctx, id, false).await
 }
 
 /// Clears a lockout and the failure count.
 #[rocket::post("/admin/users/<id>/unlock", data = "<_form>")]
-#[allow(clippy::too_many_arguments)]
-async fn unlock(
-    admin: Admin,
-    id: &str,
-    _form: CsrfForm,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
-    to: ReturnTo,
-) -> Result<Flash<Redirect>, Error> {
-    let id = id.to_string();
-    let Some(user) = db
-        .run(move |conn| {
-            let Some(user) = User::find(conn, &id)? else {
-                return Ok(None);
-            };
-            LoginAttempt::clear(conn, &LoginAttempt::key_for_user(&user.id))?;
-            Ok(Some(user))
-        })
-        .await?
-    else {
-        return Ok(back(&to, Err("That user no longer exists.".into())));
+async fn unlock(ctx: AdminAction<'_>, id: &str, _form: CsrfForm) -> Result<Flash<Redirect>, Error> {
+    let Some(user) = ctx.find_user(id).await? else {
+        return Ok(ctx.back(Err("That user no longer exists.".into())));
     };
-    let ctx = Ctx {
-        admin: &admin,
-        sessions,
-        audit,
-        peer: &peer,
-    };
+    let key = LoginAttempt::key_for_user(&user.id);
+    ctx.db
+        .run(move |conn| LoginAttempt::clear(conn, &key))
+        .await?;
     ctx.record(AuditKind::UserUnlocked, &user, None).await;
-    Ok(back(
-        &to,
-        Ok(format!("{} can sign in again.", user.username)),
-    ))
-}
-
-async fn find_user(db: &Db, id: &str) -> Result<Option<User>, Error> {
-    let id = id.to_string();
-    db.run(move |conn| User::find(conn, &id)).await
+    Ok(ctx.back(Ok(format!("{} can sign in again.", user.username))))
 }
 
 /// Ends every session of a user.
 #[rocket::post("/admin/users/<id>/sessions/revoke", data = "<_form>")]
-#[allow(clippy::too_many_arguments)]
 async fn revoke_sessions(
-    admin: Admin,
+    ctx: AdminAction<'_>,
     id: &str,
     _form: CsrfForm,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
-    to: ReturnTo,
 ) -> Result<Flash<Redirect>, Error> {
-    let Some(user) = find_user(db, id).await? else {
-        return Ok(back(&to, Err("That user no longer exists.".into())));
-    };
-    let ctx = Ctx {
-        admin: &admin,
-        sessions,
-        audit,
-        peer: &peer,
+    let Some(user) = ctx.find_user(id).await? else {
+        return Ok(ctx.back(Err("That user no longer exists.".into())));
     };
     let n = ctx.end_sessions(&user, "by an administrator").await?;
-    Ok(back(
-        &to,
-        Ok(format!("Ended {n} session(s) of {}.", user.username)),
-    ))
+    Ok(ctx.back(Ok(format!("Ended {n} session(s) of {}.", user.username))))
 }
 
 /// Ends one session of a user.
 #[rocket::post("/admin/users/<id>/sessions/<sid>/revoke", data = "<_form>")]
-#[allow(clippy::too_many_arguments)]
 async fn revoke_session(
-    admin: Admin,
+    ctx: AdminAction<'_>,
     id: &str,
     sid: &str,
     _form: CsrfForm,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
-    to: ReturnTo,
 ) -> Result<Flash<Redirect>, Error> {
-    let Some(user) = find_user(db, id).await? else {
-        return Ok(back(&to, Err("That user no longer exists.".into())));
+    let Some(user) = ctx.find_user(id).await? else {
+        return Ok(ctx.back(Err("That user no longer exists.".into())));
     };
-    if !sessions.end(sid, Some(&user.id)).await? {
-        return Ok(back(&to, Err("That session has already ended.".into())));
+    if !ctx.sessions.end(sid, Some(&user.id)).await? {
+        return Ok(ctx.back(Err("That session has already ended.".into())));
     }
-    let ctx = Ctx {
-        admin: &admin,
-        sessions,
-        audit,
-        peer: &peer,
-    };
     ctx.record(
         AuditKind::SessionsRevoked,
         &user,
         Some("1 session, by an administrator".into()),
     )
     .await;
-    Ok(back(
-        &to,
-        Ok(format!("Ended a session of {}.", user.username)),
-    ))
+    Ok(ctx.back(Ok(format!("Ended a session of {}.", user.username))))
 }
 
 /// The audit log's filters, as submitted and as applied.
