@@ -3,12 +3,11 @@
 use rocket::http::{Method, Status};
 use rocket::request::Request;
 use rocket::response::{Flash, Redirect};
-use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use crate::auth::csrf::CsrfRejected;
 use crate::auth::{AuthState, CsrfToken, Sessions};
-use crate::view::{page, percent_encode};
+use crate::view::{page, percent_encode, Page};
 
 /// Every catcher of the site.
 pub fn all() -> Vec<rocket::Catcher> {
@@ -95,7 +94,7 @@ fn explain(status: Status) -> (&'static str, &'static str) {
 
 /// Every other error status: a page in the site's layout.
 #[rocket::catch(default)]
-async fn default(status: Status, req: &Request<'_>) -> Template {
+async fn default(status: Status, req: &Request<'_>) -> Page {
     let (heading, mut message) = explain(status);
     if status == Status::Forbidden && req.local_cache(|| None::<CsrfRejected>).is_some() {
         message = "This form has expired or was sent from another site, so nothing was changed. \

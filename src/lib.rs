@@ -17,11 +17,11 @@ pub mod routes;
 pub mod validation;
 pub mod view;
 
+use crate::view::Pages;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::fs::FileServer;
 use rocket::{Build, Rocket};
-use rocket_dyn_templates::Template;
 
 use crate::auth::{Csrf, Keyring, PasswordHasher, Sessions, Throttle, Tokens};
 use crate::clock::Clock;
@@ -83,8 +83,10 @@ fn prepare(figment: &Figment) -> Result<Parts, Error> {
 /// The site, ready to launch: state, templates, routes, static files and catchers. Start-up
 /// problems (unreachable database, missing key) stop the launch with a message saying what to do.
 pub fn rocket(figment: Figment) -> Rocket<Build> {
+    let pages = Pages::default();
     rocket::custom(figment)
-        .attach(Template::fairing())
+        .attach(Pages::fairing(pages.clone()))
+        .manage(pages)
         .attach(headers::SecurityHeaders)
         .attach(AdHoc::try_on_ignite("latchkey", |rocket| async move {
             let figment = rocket.figment().clone();

@@ -1,14 +1,92 @@
-//! Rendering pages: every template gets the same base context (title, nav, flash) plus its own.
+//! Rendering pages: every template gets the same base context (title, nav, flash, CSRF token)
+//! plus its own.
+//!
+//! rocket_dyn_templates loads, compiles and (in debug builds) reloads the templates; pages are
+//! rendered with its Tera instance directly from a `tera::Context`. Going through
+//! `Template::render` converted every context twice more (to figment values, then to Tera's), and
+//! that cost more than the rendering itself on the busiest page.
 
-use rocket::http::{Header, Status};
-use rocket::request::FlashMessage;
-use rocket::response::{Flash, Redirect, Responder};
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::{FlashMessage, Request};
+use rocket::response::{self, Flash, Redirect, Responder, Response};
+use rocket_dyn_templates::tera::{Context, Tera};
 use rocket_dyn_templates::Template;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::auth::{CsrfToken, CurrentUser};
 use crate::models::Role;
+
+/// The compiled templates, as rocket_dyn_templates last loaded them; managed state.
+#[derive(Clone, Default)]
+pub struct Pages(Arc<RwLock<Option<Tera>>>);
+
+impl Pages {
+    /// The template fairing: loads `template_dir` and hands each (re)load to `pages`.
+    pub fn fairing(pages: Pages) -> impl rocket::fairing::Fairing {
+        Template::custom(move |engines| {
+            if let Ok(mut slot) = pages.0.write() {
+                *slot = Some(engines.tera.clone());
+            }
+        })
+    }
+
+    fn render(&self, name: &str, context: &Context) -> Result<String, String> {
+        let guard = self.0.read().map_err(|e| e.to_string())?;
+        let tera = guard.as_ref().ok_or("templates are not loaded")?;
+        tera.render(name, context).map_err(|e| {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            message
+        })
+    }
+}
+
+/// A page to render in the site layout: a template name and its context.
+pub struct Page {
+    name: &'static str,
+    context: Box<Context>,
+}
+
+impl<'r> Responder<'r, 'static> for Page {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let pages = req
+            .rocket()
+            .state::<Pages>()
+            .ok_or(Status::InternalServerError)?;
+        let html = pages.render(self.name, &self.context).map_err(|e| {
+            log::error!("template {} failed: {e}", self.name);
+            Status::InternalServerError
+        })?;
+        Response::build()
+            .header(ContentType::HTML)
+            .sized_body(html.len(), Cursor::new(html))
+            .ok()
+    }
+}
+
+/// What the navigation bar needs.
+#[derive(Serialize)]
+struct Nav<'a> {
+    signed_in: bool,
+    username: &'a str,
+    is_admin: bool,
+}
+
+/// A flash message as templates see it.
+#[derive(Serialize)]
+struct FlashView<'a> {
+    kind: &'a str,
+    message: &'a str,
+}
 
 /// Renders `template` in the site layout. `extra` must be a JSON object; its keys join the base ones.
 pub fn page(
@@ -18,30 +96,43 @@ pub fn page(
     flash: Option<FlashMessage<'_>>,
     csrf: &CsrfToken,
     extra: Value,
-) -> Template {
-    let mut context = json!({
-        "title": title,
-        "nav": {
-            "signed_in": user.is_some(),
-            "username": user.map_or("", |u| u.username.as_str()),
-            "is_admin": user.is_some_and(|u| u.role == Role::Admin),
+) -> Page {
+    let mut context = Context::new();
+    context.insert("title", title);
+    context.insert(
+        "nav",
+        &Nav {
+            signed_in: user.is_some(),
+            username: user.map_or("", |u| u.username.as_str()),
+            is_admin: user.is_some_and(|u| u.role == Role::Admin),
         },
-        "flash": flash.map(|f| json!({ "kind": f.kind(), "message": f.message() })),
-        "csrf_token": csrf.0,
+    );
+    let flash = flash.as_ref().map(|f| FlashView {
+        kind: f.kind(),
+        message: f.message(),
     });
-    if let (Some(base), Value::Object(extra)) = (context.as_object_mut(), extra) {
-        base.extend(extra);
+    context.insert("flash", &flash);
+    context.insert("csrf_token", &csrf.0);
+    if let Value::Object(extra) = extra {
+        for (key, value) in extra {
+            context.insert(key, &value);
+        }
     }
-    Template::render(template, context)
+    Page {
+        name: template,
+        context: Box::new(context),
+    }
 }
 
 /// A form handler's answer: on to the next page with a message, or the same form again with errors.
+// Returned once per request and consumed at once; boxing the redirect would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Responder)]
 pub enum FormOutcome {
     /// Success: a 303 with a flash message.
     Done(Flash<Redirect>),
     /// The form again, with its errors and a 4xx status.
-    Redo((Status, Template)),
+    Redo((Status, Page)),
     /// The form again with 429 and how long to wait.
     Wait(Throttled),
 }
@@ -51,14 +142,14 @@ pub enum FormOutcome {
 #[response(status = 429)]
 pub struct Throttled {
     /// The page to show.
-    pub page: Template,
+    pub page: Page,
     /// Seconds to wait.
     pub retry_after: Header<'static>,
 }
 
 impl Throttled {
     /// `page` with a `Retry-After` of `wait` (rounded up to whole seconds, at least 1).
-    pub fn new(page: Template, wait: std::time::Duration) -> Throttled {
+    pub fn new(page: Page, wait: std::time::Duration) -> Throttled {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Throttled {
             page,

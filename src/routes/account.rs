@@ -4,7 +4,6 @@ use rocket::http::{CookieJar, Status};
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::State;
-use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use crate::auth::{CsrfForm, CsrfToken, CurrentUser, PasswordHasher, Sessions, Throttle};
@@ -14,7 +13,7 @@ use crate::events::{Audit, Event, Who};
 use crate::models::{AuditKind, Session, User};
 use crate::peer::{describe_browser, Peer};
 use crate::validation::{self, FieldErrors, PASSWORD_MAX_CHARS};
-use crate::view::{format_db_time, page, wait_words, FormOutcome, Throttled};
+use crate::view::{format_db_time, page, wait_words, FormOutcome, Page, Throttled};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -54,7 +53,7 @@ fn account_page(
     flash: Option<FlashMessage<'_>>,
     csrf: &CsrfToken,
     errors: &FieldErrors,
-) -> Template {
+) -> Page {
     page(
         "account/index",
         "Your account",
@@ -84,7 +83,7 @@ async fn account(
     db: &State<Db>,
     sessions: &State<Sessions>,
     jar: &CookieJar<'_>,
-) -> Result<Result<Template, Flash<Redirect>>, Error> {
+) -> Result<Result<Page, Flash<Redirect>>, Error> {
     Ok(load_user(db, &user, sessions, jar)
         .await?
         .map(|row| account_page(&row, &user, flash, &csrf, &FieldErrors::new())))
@@ -219,7 +218,7 @@ async fn devices(
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
     sessions: &State<Sessions>,
-) -> Result<Template, Error> {
+) -> Result<Page, Error> {
     let list = sessions.list_for_user(&user.id).await?;
     let views: Vec<_> = list
         .iter()

@@ -5,7 +5,6 @@ use rocket::http::{ContentType, Header};
 use rocket::request::{FlashMessage, FromRequest, Outcome, Request};
 use rocket::response::{Flash, Redirect};
 use rocket::State;
-use rocket_dyn_templates::Template;
 use serde_json::json;
 use time::macros::format_description;
 use time::{Date, PrimitiveDateTime, Time};
@@ -18,7 +17,7 @@ use crate::error::Error;
 use crate::events::{Audit, Event, Who};
 use crate::models::{AuditEvent, AuditFilter, AuditKind, LoginAttempt, Role, User};
 use crate::peer::Peer;
-use crate::view::{format_db_time, page, percent_encode};
+use crate::view::{format_db_time, page, percent_encode, Page};
 
 /// Users (and audit events) shown per page.
 pub const PER_PAGE: i64 = 25;
@@ -75,7 +74,7 @@ async fn users(
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
     db: &State<Db>,
-) -> Result<Template, Error> {
+) -> Result<Page, Error> {
     let q: String = q
         .unwrap_or("")
         .trim()
@@ -137,7 +136,7 @@ async fn user_detail(
     csrf: CsrfToken,
     db: &State<Db>,
     sessions: &State<Sessions>,
-) -> Result<Template, Error> {
+) -> Result<Page, Error> {
     let now = sessions.clock().db_now();
     let id = id.to_string();
     let (user, attempts) = db
@@ -498,7 +497,7 @@ async fn audit_log(
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
     db: &State<Db>,
-) -> Result<Template, Error> {
+) -> Result<Page, Error> {
     let query = audit_query(db, user, kind, from, to).await?;
     let requested = page.unwrap_or(1).clamp(1, i64::MAX / PER_PAGE);
     let filter = query.filter.clone();

@@ -6,7 +6,6 @@ use rocket::http::{CookieJar, Status};
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::State;
-use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use crate::auth::next::safe_next;
@@ -17,7 +16,7 @@ use crate::events::{Audit, Event, Who};
 use crate::models::{AuditKind, LoginAttempt, NewUser, Role, SignupConflict, User};
 use crate::peer::Peer;
 use crate::validation::{self, FieldErrors, PASSWORD_MAX_CHARS};
-use crate::view::{page, wait_words, FormOutcome, Throttled};
+use crate::view::{page, wait_words, FormOutcome, Page, Throttled};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -82,7 +81,7 @@ fn signup_page(
     user: Option<CurrentUser>,
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
-) -> Template {
+) -> Page {
     page(
         "auth/signup",
         "Sign up",
@@ -191,7 +190,7 @@ fn login_form(
     errors: &FieldErrors,
     next: Option<String>,
     csrf: &CsrfToken,
-) -> Template {
+) -> Page {
     page(
         "auth/login",
         "Sign in",
@@ -209,7 +208,7 @@ fn login_page(
     user: Option<CurrentUser>,
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
-) -> Template {
+) -> Page {
     let next = next.and_then(safe_next).unwrap_or_default();
     page(
         "auth/login",

@@ -2,11 +2,10 @@
 
 use rocket::request::FlashMessage;
 use rocket::State;
-use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use crate::auth::{CsrfToken, CurrentUser, Sessions};
-use crate::view::{format_time, page};
+use crate::view::{format_time, page, Page};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -15,7 +14,7 @@ pub fn routes() -> Vec<rocket::Route> {
 
 /// Public: says whether you are signed in and where to go.
 #[rocket::get("/")]
-fn home(user: Option<CurrentUser>, flash: Option<FlashMessage<'_>>, csrf: CsrfToken) -> Template {
+fn home(user: Option<CurrentUser>, flash: Option<FlashMessage<'_>>, csrf: CsrfToken) -> Page {
     let role = user.as_ref().map_or("", |u| u.role.as_str());
     page(
         "home",
@@ -34,7 +33,7 @@ fn private(
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
     sessions: &State<Sessions>,
-) -> Template {
+) -> Page {
     let left = (user.session_expires_at - sessions.clock().now()).whole_seconds();
     let minutes_left = (left.max(0) + 59) / 60;
     page(
