@@ -9,6 +9,7 @@ pub mod next;
 pub mod password;
 pub mod revocations;
 pub mod sessions;
+pub mod signin;
 pub mod throttle;
 pub mod tokens;
 

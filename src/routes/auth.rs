@@ -9,13 +9,14 @@ use rocket::State;
 use serde_json::json;
 
 use crate::auth::next::safe_next;
+use crate::auth::signin::{SignIn, Verdict};
 use crate::auth::{CsrfForm, CsrfToken, CurrentUser, PasswordHasher, Sessions, Throttle};
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
-use crate::models::{AuditKind, LoginAttempt, NewUser, Role, SignupConflict, User};
+use crate::models::{AuditKind, NewUser, Role, SignupConflict, User};
 use crate::peer::Peer;
-use crate::validation::{self, FieldErrors, PASSWORD_MAX_CHARS};
+use crate::validation::{self, FieldErrors};
 use crate::view::{page, wait_words, FormOutcome, Page, Throttled};
 
 /// Routes of this module.
@@ -222,19 +223,12 @@ fn login_page(
 
 /// Checks the credentials (with lockout and per-client throttling) and starts a session.
 #[rocket::post("/login?<next>", data = "<form>")]
-#[allow(clippy::too_many_arguments)]
 async fn login(
     next: Option<&str>,
     form: CsrfForm,
     csrf: CsrfToken,
-    db: &State<Db>,
-    hasher: &State<PasswordHasher>,
-    sessions: &State<Sessions>,
-    throttle: &State<Throttle>,
-    audit: &State<Audit>,
-    settings: &State<crate::config::Settings>,
+    signin: SignIn<'_>,
     jar: &CookieJar<'_>,
-    peer: Peer,
 ) -> Result<FormOutcome, Error> {
     let next = next.and_then(safe_next);
     let login = form.get("username").trim().to_string();
@@ -242,16 +236,6 @@ async fn login(
     let remember = form.get("remember") == "on";
     let values = json!({ "username": login, "remember": remember });
 
-    if let Err(wait) = throttle.login(peer.ip) {
-        audit
-            .record(
-                Event::new(AuditKind::LoginFailed, &peer)
-                    .subject(Who::name(&login))
-                    .detail("throttled"),
-            )
-            .await;
-        return Ok(too_many(&csrf, wait));
-    }
     let mut errors = FieldErrors::new();
     if login.is_empty() {
         errors.add("username", "Enter your username or email.");
@@ -263,129 +247,41 @@ async fn login(
         let page = login_form(values, &errors, next, &csrf);
         return Ok(FormOutcome::Redo((Status::UnprocessableEntity, page)));
     }
-
-    let now = sessions.clock().db_now();
-    let found = db
-        .run({
-            let login = login.clone();
-            move |conn| {
-                let user = User::find_by_login(conn, &login)?;
-                let key = match &user {
-                    Some(user) => LoginAttempt::key_for_user(&user.id),
-                    None => LoginAttempt::key_for_name(&login),
-                };
-                let locked = LoginAttempt::locked_until(conn, &key, now)?;
-                Ok((user, key, locked))
-            }
-        })
-        .await?;
-    let (user, key, locked_until) = found;
-    let subject = match &user {
-        Some(u) => Who::user(&u.id, &u.username),
-        None => Who::name(&login),
-    };
-    let locked_page = |until: time::PrimitiveDateTime, values: serde_json::Value| {
-        let wait = Duration::from_secs((until - now).whole_seconds().max(1) as u64);
-        let mut errors = FieldErrors::new();
-        errors.add(
-            "form",
-            format!(
-                "Too many failed sign-ins. Try again in {}.",
-                wait_words(wait)
-            ),
-        );
-        FormOutcome::Wait(Throttled::new(
-            login_form(values, &errors, next.clone(), &csrf),
-            wait,
-        ))
-    };
-    if let Some(until) = locked_until {
-        audit
-            .record(
-                Event::new(AuditKind::LoginFailed, &peer)
-                    .subject(subject)
-                    .detail("locked"),
-            )
-            .await;
-        return Ok(locked_page(until, values));
-    }
-
-    // No account has a longer password; refusing before hashing keeps the work bounded.
-    let verified = password.chars().count() <= PASSWORD_MAX_CHARS
-        && hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
-            .await?;
-    let failure = match &user {
-        None => Some("unknown_user"),
-        Some(_) if !verified => Some("bad_password"),
-        _ => None,
-    };
-    if let Some(reason) = failure {
-        let policy = settings.lockout_policy();
-        let locked = db
-            .run({
-                let key = key.clone();
-                move |conn| LoginAttempt::record_failure(conn, &key, now, &policy)
-            })
-            .await?;
-        audit
-            .record(
-                Event::new(AuditKind::LoginFailed, &peer)
-                    .subject(subject)
-                    .detail(reason),
-            )
-            .await;
-        if let Some(until) = locked {
-            audit
-                .record(
-                    Event::new(AuditKind::LoginLocked, &peer)
-                        .subject(subject)
-                        .detail(format!(
-                            "locked until {}",
-                            crate::view::format_db_time(until)
-                        )),
-                )
-                .await;
-            return Ok(locked_page(until, values));
+    let user = match signin.check(&login, password).await? {
+        Verdict::Accepted(user) => user,
+        Verdict::Throttled(wait) => return Ok(too_many(&csrf, wait)),
+        Verdict::Locked(wait) => {
+            errors.add(
+                "form",
+                format!(
+                    "Too many failed sign-ins. Try again in {}.",
+                    wait_words(wait)
+                ),
+            );
+            let page = login_form(values, &errors, next, &csrf);
+            return Ok(FormOutcome::Wait(Throttled::new(page, wait)));
         }
-        errors.add("form", INVALID_LOGIN);
-        let page = login_form(values, &errors, next, &csrf);
-        return Ok(FormOutcome::Redo((Status::UnprocessableEntity, page)));
-    }
-    let user = user.as_ref().ok_or(Error::NotFound)?;
-    if user.disabled {
-        audit
-            .record(
-                Event::new(AuditKind::LoginFailed, &peer)
-                    .subject(subject)
-                    .detail("disabled"),
-            )
-            .await;
-        errors.add(
-            "form",
-            "This account has been disabled. Contact an administrator if you think this is a mistake.",
-        );
-        let page = login_form(values, &errors, next, &csrf);
-        return Ok(FormOutcome::Redo((Status::Forbidden, page)));
-    }
-
-    db.run({
-        let id = user.id.clone();
-        move |conn| {
-            LoginAttempt::clear(conn, &key)?;
-            User::record_login(conn, &id)
+        Verdict::Invalid => {
+            errors.add("form", INVALID_LOGIN);
+            let page = login_form(values, &errors, next, &csrf);
+            return Ok(FormOutcome::Redo((Status::UnprocessableEntity, page)));
         }
-    })
-    .await?;
-    sessions
-        .start(jar, user, remember, &peer.user_agent, peer.ip)
+        Verdict::Disabled => {
+            errors.add(
+                "form",
+                "This account has been disabled. Contact an administrator if you think this is a mistake.",
+            );
+            let page = login_form(values, &errors, next, &csrf);
+            return Ok(FormOutcome::Redo((Status::Forbidden, page)));
+        }
+    };
+    let peer = &signin.peer;
+    signin
+        .sessions()
+        .start(jar, &user, remember, &peer.user_agent, peer.ip)
         .await?;
-    audit
-        .record(
-            Event::new(AuditKind::LoginOk, &peer)
-                .by_self(Who::user(&user.id, &user.username))
-                .detail(if remember { "remember" } else { "session" }),
-        )
+    signin
+        .record_success(&user, if remember { "remember" } else { "session" })
         .await;
     let target = next.unwrap_or_else(|| "/private".to_string());
     Ok(FormOutcome::Done(Flash::success(
