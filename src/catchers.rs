@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::auth::csrf::CsrfRejected;
 use crate::auth::{AuthState, CsrfToken, Sessions};
+use crate::json::ApiError;
 use crate::view::{page, percent_encode, Page};
 
 /// Every catcher of the site.
@@ -14,10 +15,30 @@ pub fn all() -> Vec<rocket::Catcher> {
     rocket::catchers![unauthorized, default]
 }
 
-/// Not signed in on a guarded page: back to the sign-in form, then here again.
+/// What a catcher answers: a page for people, JSON for programs (`/api/*`).
+// Built once per error response and consumed at once; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(rocket::Responder)]
+pub enum Caught {
+    /// An error page in the site's layout.
+    Page(Page),
+    /// Off to the sign-in form.
+    SignIn(Flash<Redirect>),
+    /// A JSON error.
+    Api(ApiError),
+}
+
+fn is_api(req: &Request<'_>) -> bool {
+    req.uri().path().starts_with("/api/")
+}
+
+/// Not signed in: programs get RFC 6750 JSON; people go to the sign-in form, then back here.
 #[rocket::catch(401)]
-async fn unauthorized(req: &Request<'_>) -> Flash<Redirect> {
+async fn unauthorized(req: &Request<'_>) -> Caught {
     let state = AuthState::of(req).await;
+    if is_api(req) {
+        return Caught::Api(ApiError::unauthorized(state));
+    }
     if matches!(
         state,
         AuthState::Expired | AuthState::Invalid | AuthState::Revoked
@@ -42,7 +63,28 @@ async fn unauthorized(req: &Request<'_>) -> Flash<Redirect> {
         AuthState::Revoked => "Your session has ended. Please sign in again.",
         _ => "Please sign in to continue.",
     };
-    Flash::warning(Redirect::to(target), message)
+    Caught::SignIn(Flash::warning(Redirect::to(target), message))
+}
+
+/// The JSON answer for an error status on `/api/*`.
+fn api_error(status: Status, req: &Request<'_>) -> ApiError {
+    let (heading, message) = explain(status);
+    match status.code {
+        403 if req.local_cache(|| None::<CsrfRejected>).is_some() => ApiError::new(
+            status,
+            "csrf",
+            "Send the page's CSRF token in the X-CSRF-Token header, or use a Bearer token.",
+        ),
+        403 => ApiError::insufficient_scope(),
+        400 | 422 => ApiError::bad_request("The request could not be read."),
+        404 => ApiError::new(status, "not_found", "There is no such endpoint."),
+        405 => ApiError::new(status, "method_not_allowed", heading),
+        413 => ApiError::new(status, "payload_too_large", message),
+        429 => ApiError::new(status, "too_many_requests", message),
+        503 => ApiError::new(status, "unavailable", message),
+        500..=599 => ApiError::new(status, "server_error", message),
+        _ => ApiError::new(status, "error", message),
+    }
 }
 
 /// What each error status says to a person.
@@ -94,7 +136,10 @@ fn explain(status: Status) -> (&'static str, &'static str) {
 
 /// Every other error status: a page in the site's layout.
 #[rocket::catch(default)]
-async fn default(status: Status, req: &Request<'_>) -> Page {
+async fn default(status: Status, req: &Request<'_>) -> Caught {
+    if is_api(req) {
+        return Caught::Api(api_error(status, req));
+    }
     let (heading, mut message) = explain(status);
     if status == Status::Forbidden && req.local_cache(|| None::<CsrfRejected>).is_some() {
         message = "This form has expired or was sent from another site, so nothing was changed. \
@@ -104,12 +149,12 @@ async fn default(status: Status, req: &Request<'_>) -> Page {
         rocket::outcome::Outcome::Success(token) => token,
         _ => CsrfToken(String::new()),
     };
-    page(
+    Caught::Page(page(
         "errors/error",
         heading,
         AuthState::of(req).await.user(),
         None,
         &csrf,
         json!({ "status": status.code, "heading": heading, "message": message }),
-    )
+    ))
 }

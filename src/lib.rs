@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod headers;
+pub mod json;
 pub mod models;
 pub mod peer;
 pub mod routes;

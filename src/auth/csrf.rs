@@ -242,3 +242,50 @@ impl<'r> FromData<'r> for CsrfForm {
         data::Outcome::Success(CsrfForm(fields))
     }
 }
+
+/// For `/api/*` requests that change state: passes Bearer requests (no ambient credential); a
+/// cookie-authenticated request must send the page's CSRF token in `X-CSRF-Token`.
+pub struct ApiCsrf;
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ApiCsrf {
+    type Error = crate::json::ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let state = AuthState::of(req).await;
+        let Some(user) = state.user() else {
+            return request::Outcome::Success(ApiCsrf); // the auth guard answers for this
+        };
+        if user.via == super::Via::Bearer {
+            return request::Outcome::Success(ApiCsrf);
+        }
+        let Some(csrf) = req.rocket().state::<Csrf>() else {
+            return request::Outcome::Error((
+                Status::InternalServerError,
+                crate::json::ApiError::new(
+                    Status::InternalServerError,
+                    "server_error",
+                    "CSRF is not configured.",
+                ),
+            ));
+        };
+        let token = req.headers().get_one("X-CSRF-Token").unwrap_or("");
+        let bindings = csrf.accepted_bindings(state, req.cookies());
+        if !token.is_empty() && bindings.iter().any(|b| csrf.verify(b, token)) {
+            return request::Outcome::Success(ApiCsrf);
+        }
+        let (status, _) = reject(
+            req,
+            "cookie-authenticated API request without a valid X-CSRF-Token".into(),
+        )
+        .await;
+        request::Outcome::Error((
+            status,
+            crate::json::ApiError::new(
+                status,
+                "csrf",
+                "Send the page's CSRF token in the X-CSRF-Token header, or use a Bearer token.",
+            ),
+        ))
+    }
+}

@@ -32,11 +32,22 @@ pub struct CurrentUser {
     pub session_id: String,
     /// The token's `jti`.
     pub token_id: String,
+    /// Where the token came from.
+    pub via: Via,
+}
+
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The session cookie (browsers; ambient, so state changes need a CSRF token).
+    Cookie,
+    /// `Authorization: Bearer` on `/api/*` (programs; not ambient, so no CSRF token).
+    Bearer,
 }
 
 impl CurrentUser {
     /// The user a verified token describes.
-    pub fn from_claims(claims: &Claims) -> CurrentUser {
+    pub fn from_claims(claims: &Claims, via: Via) -> CurrentUser {
         let at = |t| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         CurrentUser {
             id: claims.sub.clone(),
@@ -46,6 +57,7 @@ impl CurrentUser {
             session_expires_at: at(claims.sexp),
             session_id: claims.sid.clone(),
             token_id: claims.jti.clone(),
+            via,
         }
     }
 }
@@ -90,13 +102,26 @@ impl AuthState {
         let Some(sessions) = req.rocket().state::<Sessions>() else {
             return AuthState::SignedOut;
         };
-        // Built so a Bearer header can be read here as well, by a later change.
-        let Some(token) = req
-            .cookies()
-            .get(sessions.cookie().name())
-            .map(|c| c.value().to_string())
-        else {
-            return AuthState::SignedOut;
+        // On /api/* a Bearer header wins over the cookie; pages only read the cookie.
+        let bearer = req
+            .uri()
+            .path()
+            .starts_with("/api/")
+            .then(|| req.headers().get_one("Authorization"))
+            .flatten()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string());
+        let (token, via) = match bearer {
+            Some(token) => (token, Via::Bearer),
+            None => match req.cookies().get(sessions.cookie().name()) {
+                Some(cookie) => (cookie.value().to_string(), Via::Cookie),
+                None => return AuthState::SignedOut,
+            },
+        };
+        let clear_cookie = || {
+            if via == Via::Cookie {
+                sessions.clear_cookie(req.cookies());
+            }
         };
         let now = sessions.clock().now();
         let revocations = sessions.revocations();
@@ -112,28 +137,35 @@ impl AuthState {
             Ok(claims) => (claims, false),
             Err(TokenError::Expired(claims)) => (*claims, true),
             Err(TokenError::Invalid(reason)) => {
-                sessions.clear_cookie(req.cookies());
+                clear_cookie();
                 events::token_rejected(&reason, req.client_ip());
                 return AuthState::Invalid;
             }
         };
         if revocations.is_revoked(&claims.sid) {
-            sessions.clear_cookie(req.cookies());
+            clear_cookie();
             return AuthState::Revoked;
         }
+        // A Bearer client asks for a new token itself; only cookies are renewed silently.
+        if via == Via::Bearer {
+            return match expired {
+                true => AuthState::Expired,
+                false => AuthState::SignedIn(CurrentUser::from_claims(&claims, via)),
+            };
+        }
         if !expired && !sessions.wants_renewal(&claims, now) {
-            return AuthState::SignedIn(CurrentUser::from_claims(&claims));
+            return AuthState::SignedIn(CurrentUser::from_claims(&claims, via));
         }
         match sessions.renew(req.cookies(), &claims).await {
             Ok(Some(user)) => AuthState::SignedIn(user),
             Ok(None) => {
-                sessions.clear_cookie(req.cookies());
+                clear_cookie();
                 AuthState::Expired
             }
             // A still-valid token keeps working while the database is away; an expired one cannot.
             Err(e) if !expired => {
                 log::warn!("token renewal postponed: {e}");
-                AuthState::SignedIn(CurrentUser::from_claims(&claims))
+                AuthState::SignedIn(CurrentUser::from_claims(&claims, via))
             }
             Err(e) => {
                 log::warn!("token renewal failed: {e}");

@@ -14,7 +14,7 @@ pub mod throttle;
 pub mod tokens;
 
 pub use csrf::{Csrf, CsrfForm, CsrfToken};
-pub use guards::{Admin, AuthState, CurrentUser};
+pub use guards::{Admin, AuthState, CurrentUser, Via};
 pub use keyring::Keyring;
 pub use password::PasswordHasher;
 pub use revocations::Revocations;

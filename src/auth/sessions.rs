@@ -121,6 +121,35 @@ impl Sessions {
         Ok(claims)
     }
 
+    /// Signs a program in: a session row that lasts as long as its one token (so it shows on the
+    /// devices page and can be revoked), and the token. No cookie.
+    pub async fn start_api(
+        &self,
+        user: &User,
+        user_agent: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(String, Claims), Error> {
+        let lifetime = Duration::seconds(self.tokens.ttl_secs());
+        let session = Session::new(
+            &user.id,
+            self.clock.db_now(),
+            lifetime,
+            false,
+            user_agent,
+            &ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        );
+        let row = session.clone();
+        self.db.run(move |conn| row.insert(conn)).await?;
+        let subject = Subject {
+            user_id: &user.id,
+            username: &user.username,
+            role: user.role(),
+            session_id: &session.id,
+        };
+        self.tokens
+            .issue(&subject, self.clock.now(), session.expires_at.assume_utc())
+    }
+
     /// Issues a fresh token from the session row if the session is still live (not revoked, not
     /// past its absolute or idle limit, user present and enabled). `Ok(None)` means it is over.
     pub async fn renew(
@@ -157,7 +186,10 @@ impl Sessions {
             session_id: &session.id,
         };
         let claims = self.set_cookie(jar, &subject, &session)?;
-        Ok(Some(CurrentUser::from_claims(&claims)))
+        Ok(Some(CurrentUser::from_claims(
+            &claims,
+            super::guards::Via::Cookie,
+        )))
     }
 
     /// Whether a valid token is old enough to be renewed now (less than half its life left).

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod fields;
 pub mod health;
@@ -17,5 +18,6 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(account::routes());
     routes.extend(admin::routes());
     routes.extend(health::routes());
+    routes.extend(api::routes());
     routes
 }

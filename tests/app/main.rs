@@ -4,6 +4,7 @@ mod helpers;
 
 mod account;
 mod admin;
+mod api;
 mod audit;
 mod cli;
 mod csrf;

@@ -1,0 +1,164 @@
+//! Answers for programs: every `/api` error is JSON `{"error", "message"}` (never HTML, never a
+//! trace), with RFC 6750 `WWW-Authenticate` on 401/403 and `Retry-After` on 429.
+
+use std::io::Cursor;
+
+use rocket::data::{Data, FromData, Outcome, ToByteUnit};
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder, Response};
+use serde_json::{json, Map, Value};
+
+use crate::auth::AuthState;
+
+/// A JSON error answer.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: Status,
+    error: &'static str,
+    message: String,
+    headers: Vec<Header<'static>>,
+}
+
+impl ApiError {
+    /// An error with a status, a machine-readable code and a sentence for people.
+    pub fn new(status: Status, error: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a response header.
+    pub fn header(mut self, name: &'static str, value: String) -> ApiError {
+        self.headers.push(Header::new(name, value));
+        self
+    }
+
+    /// 400 for a body or field the client must fix.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(Status::BadRequest, "invalid_request", message)
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many(wait: std::time::Duration, message: impl Into<String>) -> ApiError {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError::new(Status::TooManyRequests, "too_many_requests", message)
+            .header("Retry-After", secs.max(1).to_string())
+    }
+
+    /// The RFC 6750 answer for a request whose credentials were missing or refused.
+    pub fn unauthorized(state: &AuthState) -> ApiError {
+        let (code, description) = match state {
+            AuthState::Expired => (Some("invalid_token"), "The access token has expired."),
+            AuthState::Revoked => (Some("invalid_token"), "The access token has been revoked."),
+            AuthState::Invalid => (Some("invalid_token"), "The access token is invalid."),
+            _ => (None, "An access token is required."),
+        };
+        let challenge = match code {
+            Some(code) => format!(
+                "Bearer realm=\"latchkey\", error=\"{code}\", error_description=\"{description}\""
+            ),
+            None => "Bearer realm=\"latchkey\"".to_string(),
+        };
+        ApiError::new(
+            Status::Unauthorized,
+            code.unwrap_or("unauthorized"),
+            description,
+        )
+        .header("WWW-Authenticate", challenge)
+    }
+
+    /// The RFC 6750 answer for a token without the role or scope an endpoint needs.
+    pub fn insufficient_scope() -> ApiError {
+        ApiError::new(
+            Status::Forbidden,
+            "insufficient_scope",
+            "The access token does not allow this request.",
+        )
+        .header(
+            "WWW-Authenticate",
+            "Bearer realm=\"latchkey\", error=\"insufficient_scope\", \
+             error_description=\"The access token does not allow this request.\""
+                .to_string(),
+        )
+    }
+}
+
+impl<'r> Responder<'r, 'static> for ApiError {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let body = json!({ "error": self.error, "message": self.message }).to_string();
+        let mut response = Response::build();
+        response
+            .status(self.status)
+            .header(ContentType::JSON)
+            .sized_body(body.len(), Cursor::new(body));
+        for header in self.headers {
+            response.header_adjoin(header);
+        }
+        response.ok()
+    }
+}
+
+/// A JSON object body, read within the `json` size limit; anything else is a 400 that says what
+/// is wrong (a 413 when too large).
+pub struct JsonObject(pub Map<String, Value>);
+
+impl JsonObject {
+    /// A required string field, or a 400 naming it.
+    pub fn string(&self, field: &str) -> Result<&str, ApiError> {
+        match self.0.get(field) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "Field \"{field}\" must be a string."
+            ))),
+            None => Err(ApiError::bad_request(format!("Missing field \"{field}\"."))),
+        }
+    }
+
+    /// Whether a field is present at all.
+    pub fn has(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for JsonObject {
+    type Error = ApiError;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r, Self> {
+        let limit = req.limits().get("json").unwrap_or(16.kibibytes());
+        let text = match data.open(limit).into_string().await {
+            Ok(text) if text.is_complete() => text.into_inner(),
+            Ok(_) => {
+                let e = ApiError::new(
+                    Status::PayloadTooLarge,
+                    "payload_too_large",
+                    format!("The body is larger than {limit}."),
+                );
+                return Outcome::Error((Status::PayloadTooLarge, e));
+            }
+            Err(_) => {
+                let e = ApiError::bad_request("The body must be UTF-8 JSON.");
+                return Outcome::Error((Status::BadRequest, e));
+            }
+        };
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(map)) => Outcome::Success(JsonObject(map)),
+            Ok(_) => Outcome::Error((
+                Status::BadRequest,
+                ApiError::bad_request("The body must be a JSON object."),
+            )),
+            Err(e) => {
+                let message = format!(
+                    "The body is not valid JSON (line {}, column {}).",
+                    e.line(),
+                    e.column()
+                );
+                Outcome::Error((Status::BadRequest, ApiError::bad_request(message)))
+            }
+        }
+    }
+}

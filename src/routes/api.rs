@@ -1,0 +1,185 @@
+//! The JSON API for programs: tokens for credentials, who am I, sign out, and the user list for
+//! admins. Same users, roles, sessions, lockout and revocation as the HTML side.
+
+use rocket::http::Status;
+use rocket::serde::json::Json;
+use rocket::State;
+use serde_json::{json, Value};
+
+use crate::auth::csrf::ApiCsrf;
+use crate::auth::signin::{SignIn, Verdict};
+use crate::auth::{Admin, CurrentUser, Sessions};
+use crate::db::Db;
+use crate::error::Error;
+use crate::events::{Audit, Event, Who};
+use crate::json::{ApiError, JsonObject};
+use crate::models::{AuditKind, User};
+use crate::peer::Peer;
+use crate::view::format_time;
+
+/// Users per page of `GET /api/admin/users`.
+const PER_PAGE: i64 = 25;
+
+/// Routes of this module.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![token, me, logout, admin_users]
+}
+
+/// What an endpoint answers: JSON, or a JSON error.
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn internal(e: Error) -> ApiError {
+    let status = e.status();
+    log::error!("API request failed: {e}");
+    if status == Status::ServiceUnavailable {
+        ApiError::new(
+            status,
+            "unavailable",
+            "The service is temporarily unavailable. Try again shortly.",
+        )
+    } else {
+        ApiError::new(
+            Status::InternalServerError,
+            "server_error",
+            "Something went wrong on our side.",
+        )
+    }
+}
+
+/// `POST /api/token` with `{"username", "password"}` (username or email): a Bearer token.
+#[rocket::post("/api/token", data = "<body>")]
+async fn token(body: Result<JsonObject, ApiError>, signin: SignIn<'_>) -> ApiResult {
+    let body = body?;
+    let login = body.string("username")?.trim().to_string();
+    let password = body.string("password")?.to_string();
+    if login.is_empty() {
+        return Err(ApiError::bad_request(
+            "Field \"username\" must not be empty.",
+        ));
+    }
+    let user = match signin.check(&login, password).await.map_err(internal)? {
+        Verdict::Accepted(user) => user,
+        Verdict::Invalid => {
+            return Err(ApiError::new(
+                Status::Unauthorized,
+                "invalid_grant",
+                "Invalid username or password.",
+            ))
+        }
+        Verdict::Disabled => {
+            return Err(ApiError::new(
+                Status::Unauthorized,
+                "invalid_grant",
+                "This account has been disabled.",
+            ))
+        }
+        Verdict::Locked(wait) => {
+            return Err(ApiError::too_many(
+                wait,
+                "Too many failed sign-ins. Try again later.",
+            ))
+        }
+        Verdict::Throttled(wait) => {
+            return Err(ApiError::too_many(
+                wait,
+                "Too many attempts from your network. Try again later.",
+            ))
+        }
+    };
+    let peer = &signin.peer;
+    let (token, claims) = signin
+        .sessions()
+        .start_api(&user, &peer.user_agent, peer.ip)
+        .await
+        .map_err(internal)?;
+    signin.record_success(&user, "api").await;
+    Ok(Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": claims.exp - claims.iat,
+        "user_id": user.id,
+    })))
+}
+
+/// `GET /api/me`: the signed-in user.
+#[rocket::get("/api/me")]
+async fn me(user: CurrentUser, db: &State<Db>) -> ApiResult {
+    let id = user.id.clone();
+    let row = db
+        .run(move |conn| User::find(conn, &id))
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::unauthorized(&crate::auth::AuthState::Revoked))?;
+    Ok(Json(json!({
+        "id": row.id,
+        "username": row.username,
+        "email": row.email,
+        "role": row.role().as_str(),
+        "session_expires_at": format_rfc3339(user.session_expires_at),
+    })))
+}
+
+fn format_rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| format_time(t))
+}
+
+/// `POST /api/logout`: revokes the token's session on every instance.
+#[rocket::post("/api/logout")]
+async fn logout(
+    user: CurrentUser,
+    _csrf: ApiCsrf,
+    sessions: &State<Sessions>,
+    audit: &State<Audit>,
+    peer: Peer,
+) -> ApiResult {
+    sessions
+        .end(&user.session_id, Some(&user.id))
+        .await
+        .map_err(internal)?;
+    audit
+        .record(
+            Event::new(AuditKind::Logout, &peer)
+                .by_self(Who::user(&user.id, &user.username))
+                .detail("api"),
+        )
+        .await;
+    Ok(Json(json!({ "signed_out": true })))
+}
+
+/// `GET /api/admin/users?q=&page=`: users, 25 a page (admins only).
+#[rocket::get("/api/admin/users?<q>&<page>")]
+async fn admin_users(
+    _admin: Admin,
+    q: Option<&str>,
+    page: Option<i64>,
+    db: &State<Db>,
+) -> ApiResult {
+    let q: String = q.unwrap_or("").trim().chars().take(100).collect();
+    let page = page.unwrap_or(1).clamp(1, i64::MAX / PER_PAGE);
+    let found = db
+        .run(move |conn| User::search(conn, &q, page, PER_PAGE))
+        .await
+        .map_err(internal)?;
+    let users: Vec<Value> = found
+        .users
+        .iter()
+        .map(|u| {
+            json!({
+                "id": u.id,
+                "username": u.username,
+                "email": u.email,
+                "role": u.role().as_str(),
+                "disabled": u.disabled,
+                "created_at": format_rfc3339(u.created_at.assume_utc()),
+                "last_login_at": u.last_login_at.map(|t| format_rfc3339(t.assume_utc())),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "users": users,
+        "page": page,
+        "per_page": PER_PAGE,
+        "total": found.total,
+    })))
+}
