@@ -34,6 +34,8 @@ pub struct CurrentUser {
     pub token_id: String,
     /// Where the token came from.
     pub via: Via,
+    /// A token from a read-only API key: GET requests only.
+    pub read_only: bool,
 }
 
 /// Where a request's token came from.
@@ -58,6 +60,7 @@ impl CurrentUser {
             session_id: claims.sid.clone(),
             token_id: claims.jti.clone(),
             via,
+            read_only: claims.scp.as_deref() == Some("read"),
         }
     }
 }
@@ -192,6 +195,12 @@ impl<'r> FromRequest<'r> for CurrentUser {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         match AuthState::of(req).await {
+            // A read-only token may only read.
+            AuthState::SignedIn(user)
+                if user.read_only && req.method() != rocket::http::Method::Get =>
+            {
+                Outcome::Error((Status::Forbidden, AuthFailure::MissingRole))
+            }
             AuthState::SignedIn(user) => Outcome::Success(user.clone()),
             AuthState::Unavailable => {
                 Outcome::Error((Status::ServiceUnavailable, AuthFailure::Unavailable))

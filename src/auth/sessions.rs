@@ -100,6 +100,7 @@ impl Sessions {
             username: &user.username,
             role: user.role(),
             session_id: &session.id,
+            read_only: false,
         };
         self.set_cookie(jar, &subject, &session)?;
         Ok(session)
@@ -126,6 +127,7 @@ impl Sessions {
     pub async fn start_api(
         &self,
         user: &User,
+        read_only: bool,
         user_agent: &str,
         ip: Option<IpAddr>,
     ) -> Result<(String, Claims), Error> {
@@ -145,6 +147,7 @@ impl Sessions {
             username: &user.username,
             role: user.role(),
             session_id: &session.id,
+            read_only,
         };
         self.tokens
             .issue(&subject, self.clock.now(), session.expires_at.assume_utc())
@@ -184,6 +187,7 @@ impl Sessions {
             username: &user.username,
             role: user.role(),
             session_id: &session.id,
+            read_only: false,
         };
         let claims = self.set_cookie(jar, &subject, &session)?;
         Ok(Some(CurrentUser::from_claims(

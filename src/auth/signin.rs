@@ -83,6 +83,11 @@ impl SignIn<'_> {
         self.audit
     }
 
+    /// Counts a sign-in attempt against this client's limit.
+    pub fn throttle_login(&self) -> Result<(), Duration> {
+        self.throttle.login(self.peer.ip)
+    }
+
     /// The session service.
     pub fn sessions(&self) -> &Sessions {
         self.sessions

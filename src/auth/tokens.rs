@@ -44,6 +44,9 @@ pub struct Claims {
     pub exp: i64,
     /// Unique token id.
     pub jti: String,
+    /// `read` for tokens from a read-only API key (GET requests only); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<String>,
 }
 
 /// Why a token was not accepted.
@@ -66,6 +69,8 @@ pub struct Subject<'a> {
     pub role: Role,
     /// Session id.
     pub session_id: &'a str,
+    /// A read-only token (from a read-only API key).
+    pub read_only: bool,
 }
 
 /// Most verified tokens remembered; the cache is emptied when it fills.
@@ -137,6 +142,7 @@ impl Tokens {
             nbf: now,
             exp: (now + self.ttl_secs).min(not_after.unix_timestamp()),
             jti: uuid::Uuid::new_v4().to_string(),
+            scp: subject.read_only.then(|| "read".to_string()),
         };
         let token = self.sign(&claims)?;
         Ok((token, claims))

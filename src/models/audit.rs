@@ -36,11 +36,15 @@ pub enum AuditKind {
     CsrfRejected,
     /// An administrator was created from the command line.
     AdminCreated,
+    /// An API key was created.
+    ApiKeyCreated,
+    /// An API key was revoked.
+    ApiKeyRevoked,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 13] = [
+    pub const ALL: [AuditKind; 15] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -54,6 +58,8 @@ impl AuditKind {
         AuditKind::UserUnlocked,
         AuditKind::CsrfRejected,
         AuditKind::AdminCreated,
+        AuditKind::ApiKeyCreated,
+        AuditKind::ApiKeyRevoked,
     ];
 
     /// The stored name.
@@ -72,6 +78,8 @@ impl AuditKind {
             AuditKind::UserUnlocked => "user_unlocked",
             AuditKind::CsrfRejected => "csrf_rejected",
             AuditKind::AdminCreated => "admin_created",
+            AuditKind::ApiKeyCreated => "api_key_created",
+            AuditKind::ApiKeyRevoked => "api_key_revoked",
         }
     }
 

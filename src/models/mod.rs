@@ -1,10 +1,12 @@
 //! The tables as types; queries are methods on the model they belong to.
 
+mod api_key;
 mod audit;
 mod login_attempt;
 mod session;
 mod user;
 
+pub use api_key::{ApiKey, KeyScope};
 pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
 pub use session::{RevokedSession, Session};

@@ -10,12 +10,13 @@ use time::macros::format_description;
 use time::{Date, PrimitiveDateTime, Time};
 
 use super::account::session_view;
+use super::api_keys::key_view;
 use crate::auth::next::safe_next;
 use crate::auth::{Admin, CsrfForm, CsrfToken, Sessions};
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
-use crate::models::{AuditEvent, AuditFilter, AuditKind, LoginAttempt, Role, User};
+use crate::models::{ApiKey, AuditEvent, AuditFilter, AuditKind, LoginAttempt, Role, User};
 use crate::peer::Peer;
 use crate::view::{format_db_time, page, percent_encode, Page};
 
@@ -37,6 +38,7 @@ pub fn routes() -> Vec<rocket::Route> {
         unlock,
         revoke_sessions,
         revoke_session,
+        revoke_api_key,
         audit_log,
         audit_csv
     ]
@@ -139,11 +141,12 @@ async fn user_detail(
 ) -> Result<Page, Error> {
     let now = sessions.clock().db_now();
     let id = id.to_string();
-    let (user, attempts) = db
+    let (user, attempts, keys) = db
         .run(move |conn| {
             let user = User::find(conn, &id)?.ok_or(Error::NotFound)?;
             let attempts = LoginAttempt::find(conn, &LoginAttempt::key_for_user(&user.id))?;
-            Ok((user, attempts))
+            let keys = ApiKey::for_user(conn, &user.id)?;
+            Ok((user, attempts, keys))
         })
         .await?;
     let list = sessions.list_for_user(&user.id).await?;
@@ -172,6 +175,7 @@ async fn user_detail(
                 "failed_logins": attempts.map_or(0, |a| a.failures),
             },
             "sessions": list.iter().map(|s| session_view(s, None)).collect::<Vec<_>>(),
+            "api_keys": keys.iter().map(|k| key_view(k, now)).collect::<Vec<_>>(),
         }),
     ))
 }
@@ -409,6 +413,41 @@ async fn revoke_session(
     )
     .await;
     Ok(ctx.back(Ok(format!("Ended a session of {}.", user.username))))
+}
+
+/// Revokes one of a user's API keys.
+#[rocket::post("/admin/users/<id>/api-keys/<key_id>/revoke", data = "<_form>")]
+async fn revoke_api_key(
+    ctx: AdminAction<'_>,
+    id: &str,
+    key_id: &str,
+    _form: CsrfForm,
+) -> Result<Flash<Redirect>, Error> {
+    let Some(user) = ctx.find_user(id).await? else {
+        return Ok(ctx.back(Err("That user no longer exists.".into())));
+    };
+    let (key_id, uid, now) = (
+        key_id.to_string(),
+        user.id.clone(),
+        ctx.sessions.clock().db_now(),
+    );
+    let Some(key) = ctx
+        .db
+        .run(move |conn| ApiKey::revoke(conn, &key_id, &uid, now))
+        .await?
+    else {
+        return Ok(ctx.back(Err("That key is already revoked.".into())));
+    };
+    ctx.record(
+        AuditKind::ApiKeyRevoked,
+        &user,
+        Some(format!("{} {}", key.prefix, key.name)),
+    )
+    .await;
+    Ok(ctx.back(Ok(format!(
+        "Revoked the key \"{}\" of {}.",
+        key.name, user.username
+    ))))
 }
 
 /// The audit log's filters, as submitted and as applied.

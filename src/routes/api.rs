@@ -13,7 +13,7 @@ use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
 use crate::json::{ApiError, JsonObject};
-use crate::models::{AuditKind, User};
+use crate::models::{ApiKey, AuditKind, KeyScope, User};
 use crate::peer::Peer;
 use crate::view::format_time;
 
@@ -46,10 +46,18 @@ fn internal(e: Error) -> ApiError {
     }
 }
 
-/// `POST /api/token` with `{"username", "password"}` (username or email): a Bearer token.
+/// `POST /api/token` with `{"username", "password"}` (username or email), or `{"api_key"}`:
+/// a Bearer token (at most 15 minutes; a key's token has the key's scope).
 #[rocket::post("/api/token", data = "<body>")]
-async fn token(body: Result<JsonObject, ApiError>, signin: SignIn<'_>) -> ApiResult {
+async fn token(
+    body: Result<JsonObject, ApiError>,
+    signin: SignIn<'_>,
+    db: &State<Db>,
+) -> ApiResult {
     let body = body?;
+    if body.has("api_key") {
+        return token_for_key(body.string("api_key")?, &signin, db).await;
+    }
     let login = body.string("username")?.trim().to_string();
     let password = body.string("password")?.to_string();
     if login.is_empty() {
@@ -86,19 +94,61 @@ async fn token(body: Result<JsonObject, ApiError>, signin: SignIn<'_>) -> ApiRes
             ))
         }
     };
+    issue(&signin, &user, false, "api").await
+}
+
+async fn issue(signin: &SignIn<'_>, user: &User, read_only: bool, how: &str) -> ApiResult {
     let peer = &signin.peer;
     let (token, claims) = signin
         .sessions()
-        .start_api(&user, &peer.user_agent, peer.ip)
+        .start_api(user, read_only, &peer.user_agent, peer.ip)
         .await
         .map_err(internal)?;
-    signin.record_success(&user, "api").await;
+    signin.record_success(user, how).await;
     Ok(Json(json!({
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": claims.exp - claims.iat,
         "user_id": user.id,
     })))
+}
+
+/// Exchanges an API key (not revoked, not expired, owner enabled) for a token of its scope.
+async fn token_for_key(secret: &str, signin: &SignIn<'_>, db: &Db) -> ApiResult {
+    if let Err(wait) = signin.throttle_login() {
+        return Err(ApiError::too_many(
+            wait,
+            "Too many attempts from your network. Try again later.",
+        ));
+    }
+    let (secret, now) = (
+        secret.trim().to_string(),
+        signin.sessions().clock().db_now(),
+    );
+    let found = db
+        .run(move |conn| {
+            let Some(key) = ApiKey::redeem(conn, &secret, now)? else {
+                return Ok(None);
+            };
+            Ok(User::find(conn, &key.user_id)?
+                .filter(|u| !u.disabled)
+                .map(|u| (key, u)))
+        })
+        .await
+        .map_err(internal)?;
+    let Some((key, user)) = found else {
+        signin
+            .audit()
+            .record(Event::new(AuditKind::LoginFailed, &signin.peer).detail("bad_api_key"))
+            .await;
+        return Err(ApiError::new(
+            Status::Unauthorized,
+            "invalid_grant",
+            "Invalid, expired or revoked API key.",
+        ));
+    };
+    let how = format!("api key {} ({})", key.prefix, key.scope);
+    issue(signin, &user, key.scope() == KeyScope::Read, &how).await
 }
 
 /// `GET /api/me`: the signed-in user.

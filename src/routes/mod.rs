@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod api_keys;
 pub mod auth;
 pub mod fields;
 pub mod health;
@@ -19,5 +20,6 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(admin::routes());
     routes.extend(health::routes());
     routes.extend(api::routes());
+    routes.extend(api_keys::routes());
     routes
 }

@@ -372,3 +372,204 @@ fn unknown_endpoints_and_methods_answer_json() {
     assert!(response.status().code >= 400);
     body(response);
 }
+
+/// Creates a key through the account page; returns the secret shown once.
+fn create_key(app: &TestApp, name: &str, scope: &str, days: &str) -> String {
+    let response = app.post_form(
+        "/account/api-keys",
+        &[("name", name), ("scope", scope), ("expires_in_days", days)],
+    );
+    assert_eq!(response.status(), Status::Ok);
+    let html = response.into_string().unwrap();
+    let marker = "aria-label=\"Your new API key\">";
+    let at = html.find(marker).expect("the new key is shown") + marker.len();
+    html[at..at + html[at..].find('<').unwrap()].to_string()
+}
+
+fn exchange<'c>(client: &'c Client, key: &str) -> LocalResponse<'c> {
+    post_json(client, "/api/token", &json!({ "api_key": key }).to_string())
+}
+
+#[test]
+fn an_api_key_is_shown_once_stored_hashed_and_exchanged_for_a_token() {
+    let app = spawn_app();
+    app.sign_in_as("svc", Role::User);
+    let key = create_key(&app, "backup script", "full", "");
+    assert!(key.starts_with("lk_") && key.len() > 40);
+    let page = app
+        .client
+        .get("/account/api-keys")
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("backup script") && page.contains(&key[..10]));
+    assert!(!page.contains(&key), "shown only once");
+    {
+        use diesel::{QueryDsl, RunQueryDsl};
+        let hashes: Vec<String> = latchkey::db::schema::api_keys::table
+            .select(latchkey::db::schema::api_keys::key_hash)
+            .load(&mut *app.pool().get().unwrap())
+            .unwrap();
+        assert_eq!(hashes.len(), 1);
+        assert!(!hashes[0].contains(&key[3..]), "only a hash is stored");
+    }
+    let response = exchange(&app.client, &key);
+    assert_eq!(response.status(), Status::Ok);
+    let token = body(response);
+    assert!(token["expires_in"].as_i64().unwrap() <= 900);
+    let access = token["access_token"].as_str().unwrap();
+    assert_eq!(
+        body(get_bearer(&app.client, "/api/me", access))["username"],
+        "svc"
+    );
+    let keys = latchkey::models::ApiKey::for_user(
+        &mut app.pool().get().unwrap(),
+        &app.user("svc").unwrap().id,
+    )
+    .unwrap();
+    assert!(keys[0].last_used_at.is_some(), "last use recorded");
+}
+
+#[test]
+fn a_read_only_key_cannot_change_anything() {
+    let app = spawn_app();
+    app.sign_in_as("reader", Role::User);
+    let key = create_key(&app, "dashboard", "read", "30");
+    let access = body(exchange(&app.client, &key))["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        get_bearer(&app.client, "/api/me", &access).status(),
+        Status::Ok
+    );
+    let response = app
+        .client
+        .post("/api/logout")
+        .header(Header::new("Authorization", format!("Bearer {access}")))
+        .dispatch();
+    assert_error(response, Status::Forbidden, "insufficient_scope");
+
+    let full = create_key(&app, "deployer", "full", "");
+    let access = body(exchange(&app.client, &full))["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let response = app
+        .client
+        .post("/api/logout")
+        .header(Header::new("Authorization", format!("Bearer {access}")))
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok);
+}
+
+#[test]
+fn revoked_expired_and_unknown_keys_are_refused() {
+    let app = spawn_app();
+    app.sign_in_as("keys", Role::User);
+    let revoked = create_key(&app, "old", "full", "");
+    let expiring = create_key(&app, "short", "full", "1");
+    let id = {
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        use latchkey::db::schema::api_keys::dsl;
+        dsl::api_keys
+            .filter(dsl::name.eq("old"))
+            .select(dsl::id)
+            .first::<String>(&mut *app.pool().get().unwrap())
+            .unwrap()
+    };
+    let response = app.post_form(&format!("/account/api-keys/{id}/revoke"), &[]);
+    assert_eq!(response.status(), Status::SeeOther);
+    drop(response);
+    assert_error(
+        exchange(&app.client, &revoked),
+        Status::Unauthorized,
+        "invalid_grant",
+    );
+    assert_eq!(exchange(&app.client, &expiring).status(), Status::Ok);
+    app.clock().advance(time::Duration::days(2));
+    assert_error(
+        exchange(&app.client, &expiring),
+        Status::Unauthorized,
+        "invalid_grant",
+    );
+    assert_error(
+        exchange(&app.client, "lk_not-a-real-key"),
+        Status::Unauthorized,
+        "invalid_grant",
+    );
+}
+
+#[test]
+fn key_form_input_is_validated() {
+    let app = spawn_app();
+    app.sign_in_as("val", Role::User);
+    for (name, scope, days, message) in [
+        ("", "read", "", "Give the key a name"),
+        ("x", "admin", "", "Choose read only or full access"),
+        ("x", "read", "0", "from 1 to 365"),
+        ("x", "read", "abc", "from 1 to 365"),
+    ] {
+        let response = app.post_form(
+            "/account/api-keys",
+            &[("name", name), ("scope", scope), ("expires_in_days", days)],
+        );
+        assert_eq!(response.status(), Status::UnprocessableEntity);
+        assert!(
+            response.into_string().unwrap().contains(message),
+            "{message}"
+        );
+    }
+    let page = app
+        .client
+        .get("/account/api-keys")
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("You have no API keys yet."));
+}
+
+#[test]
+fn admins_see_and_revoke_a_users_keys_and_disabled_owners_cannot_use_them() {
+    let app = spawn_app();
+    let owner = app.sign_in_as("owner", Role::User);
+    let key = create_key(&app, "cron", "full", "");
+    app.logout();
+    app.sign_in_as("boss", Role::Admin);
+    let page = app
+        .client
+        .get(format!("/admin/users/{}", owner.id))
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("cron") && page.contains(&key[..10]));
+    let response = app.post_form(&format!("/admin/users/{}/disable", owner.id), &[]);
+    assert_eq!(response.status(), Status::SeeOther);
+    drop(response);
+    assert_error(
+        exchange(&app.client, &key),
+        Status::Unauthorized,
+        "invalid_grant",
+    );
+    app.post_form(&format!("/admin/users/{}/enable", owner.id), &[]);
+    assert_eq!(exchange(&app.client, &key).status(), Status::Ok);
+    let key_id = page
+        .split(&format!("/admin/users/{}/api-keys/", owner.id))
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let response = app.post_form(
+        &format!("/admin/users/{}/api-keys/{key_id}/revoke", owner.id),
+        &[],
+    );
+    assert_eq!(response.status(), Status::SeeOther);
+    drop(response);
+    assert_error(
+        exchange(&app.client, &key),
+        Status::Unauthorized,
+        "invalid_grant",
+    );
+}

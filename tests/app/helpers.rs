@@ -292,6 +292,7 @@ impl TestApp {
             username: &user.username,
             role: user.role(),
             session_id: "0123456789abcdef0123456789abcdef",
+            read_only: false,
         };
         let now = self.clock().now();
         let (_, claims) = self
