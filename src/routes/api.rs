@@ -22,7 +22,16 @@ const PER_PAGE: i64 = 25;
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![token, me, logout, admin_users]
+    rocket::routes![token, me, logout, admin_users, openapi]
+}
+
+/// The API's description, kept true by `tests/app/openapi.rs`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /api/openapi.json`: the OpenAPI 3 description of this API.
+#[rocket::get("/api/openapi.json")]
+fn openapi() -> (rocket::http::ContentType, &'static str) {
+    (rocket::http::ContentType::JSON, OPENAPI)
 }
 
 /// What an endpoint answers: JSON, or a JSON error.

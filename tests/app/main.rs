@@ -14,6 +14,7 @@ mod keys;
 mod lockout;
 mod logging;
 mod login;
+mod openapi;
 mod pages;
 mod sessions;
 mod signup;
