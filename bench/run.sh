@@ -12,7 +12,7 @@
 set -uo pipefail
 
 # ---- settings (environment overrides) --------------------------------------------------------
-ROUNDS=${BENCH_ROUNDS:-3}               # interleaved rounds of /healthz then /private
+ROUNDS=${BENCH_ROUNDS:-3}               # interleaved rounds of /healthz, /private, /api/me
 DURATION=${BENCH_DURATION:-8}           # seconds per wrk run in those rounds
 WARMUP=${BENCH_WARMUP:-2}               # seconds of untimed warm-up per endpoint
 CONNS=${BENCH_CONNECTIONS:-32}          # connections for the page runs
@@ -249,33 +249,51 @@ code=$(curl -sS --max-time 20 -o /dev/null -w '%{http_code}' -b "$TMP/flood.jar"
 log "users $USER1 and $USER2 created; session cookie captured${LOGIN_CSRF:+; forms use a CSRF token}"
 
 COOKIE="Cookie: latchkey=$TOKEN"
+
+# A Bearer token for GET /api/me (the JSON API's hot path), checked once with curl.
+API_TOKEN=$(curl -sS --max-time 20 -H 'Content-Type: application/json' \
+    -d "{\"username\":\"$USER1\",\"password\":\"$PASSWORD\"}" "$BASE/api/token" \
+    | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p') || true
+[ -n "$API_TOKEN" ] || die "POST /api/token for $USER1 gave no access_token" 4
+BEARER="Authorization: Bearer $API_TOKEN"
+code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -H "$BEARER" "$BASE/api/me") || true
+[ "$code" = 200 ] || die "GET /api/me with the Bearer token answered $code, not 200" 4
 RSS_START=$(proc_kb "$SERVER_PID" VmRSS)
 
 # ---- interleaved page rounds -----------------------------------------------------------------
 log "warm-up: ${WARMUP}s each"
 run_wrk "$TMP/warm-healthz.txt" "$THREADS" "$CONNS" "$WARMUP" 5 "$BENCH/status.lua" "$BASE/healthz"
 run_wrk "$TMP/warm-private.txt" "$THREADS" "$CONNS" "$WARMUP" 5 "$BENCH/status.lua" "$BASE/private" -H "$COOKIE"
+run_wrk "$TMP/warm-api.txt" "$THREADS" "$CONNS" "$WARMUP" 5 "$BENCH/status.lua" "$BASE/api/me" -H "$BEARER"
 
-H_RPS=(); P_RPS=(); H_P99=(); P_P99=(); P_BAD=0; H_BAD=0; ROUND_LINES=()
+H_RPS=(); P_RPS=(); A_RPS=(); H_P99=(); P_P99=(); A_P99=(); P_BAD=0; H_BAD=0; A_BAD=0; ROUND_LINES=()
 for r in $(seq 1 "$ROUNDS"); do
     log "round $r/$ROUNDS: /healthz ${DURATION}s"
     run_wrk "$TMP/r$r-healthz.txt" "$THREADS" "$CONNS" "$DURATION" 5 "$BENCH/status.lua" "$BASE/healthz"
     log "round $r/$ROUNDS: /private ${DURATION}s"
     run_wrk "$TMP/r$r-private.txt" "$THREADS" "$CONNS" "$DURATION" 5 "$BENCH/status.lua" "$BASE/private" -H "$COOKIE"
+    log "round $r/$ROUNDS: /api/me ${DURATION}s"
+    run_wrk "$TMP/r$r-api.txt" "$THREADS" "$CONNS" "$DURATION" 5 "$BENCH/status.lua" "$BASE/api/me" -H "$BEARER"
+    a=$(bench_field "$TMP/r$r-api.txt" rps); ap=$(bench_field "$TMP/r$r-api.txt" p99_ms)
+    A_RPS+=("${a:-0}"); A_P99+=("${ap:-nan}"); A_BAD=$((A_BAD + $(bad_responses "$TMP/r$r-api.txt" 200)))
     h=$(bench_field "$TMP/r$r-healthz.txt" rps); p=$(bench_field "$TMP/r$r-private.txt" rps)
     hp=$(bench_field "$TMP/r$r-healthz.txt" p99_ms); pp=$(bench_field "$TMP/r$r-private.txt" p99_ms)
     hb=$(bad_responses "$TMP/r$r-healthz.txt" 200); pb=$(bad_responses "$TMP/r$r-private.txt" 200)
     H_RPS+=("${h:-0}"); P_RPS+=("${p:-0}"); H_P99+=("${hp:-nan}"); P_P99+=("${pp:-nan}")
     H_BAD=$((H_BAD + hb)); P_BAD=$((P_BAD + pb))
-    ROUND_LINES+=("$(printf '  round %d: healthz %9s req/s p99 %7s ms [%s]   private %9s req/s p99 %7s ms [%s]' \
+    ROUND_LINES+=("$(printf '  round %d: healthz %9s req/s p99 %7s ms [%s]   private %9s req/s p99 %7s ms [%s]   api/me %9s req/s p99 %7s ms [%s]' \
         "$r" "${h:-?}" "${hp:-?}" "$(status_list "$TMP/r$r-healthz.txt")" \
-        "${p:-?}" "${pp:-?}" "$(status_list "$TMP/r$r-private.txt")")")
+        "${p:-?}" "${pp:-?}" "$(status_list "$TMP/r$r-private.txt")" \
+        "${a:-?}" "${ap:-?}" "$(status_list "$TMP/r$r-api.txt")")")
 done
 HEALTHZ_RPS=$(median "${H_RPS[@]}")
 PRIVATE_RPS=$(median "${P_RPS[@]}")
 PRIVATE_P99=$(median "${P_P99[@]}")
 HEALTHZ_P99=$(median "${H_P99[@]}")
 RATIO=$(awk -v p="$PRIVATE_RPS" -v h="$HEALTHZ_RPS" 'BEGIN { if (h > 0) printf "%.3f", p / h; else print "nan" }')
+API_RPS=$(median "${A_RPS[@]}")
+API_P99=$(median "${A_P99[@]}")
+API_RATIO=$(awk -v p="$API_RPS" -v h="$HEALTHZ_RPS" 'BEGIN { if (h > 0) printf "%.3f", p / h; else print "nan" }')
 HWM_BEFORE_FLOOD=$(proc_kb "$SERVER_PID" VmHWM)
 
 # ---- login flood with /private measured alongside --------------------------------------------
@@ -328,6 +346,8 @@ PEAK_MIB=$(mib "${HWM:-0}")
 
 # ---- summary ---------------------------------------------------------------------------------
 V_RATIO=$(verdict "$RATIO" ">=" "$T_RATIO")
+V_API=$(verdict "$API_RATIO" ">=" "$T_RATIO")
+if [ "$A_BAD" -gt 0 ]; then V_API="FAIL*"; fi
 V_P99=$(verdict "$PRIVATE_P99" "<" "$T_P99")
 V_FLOOD=$(verdict "$FLOOD_P99" "<" "$T_P99_FLOOD")
 V_RSS=$(verdict "$PEAK_MIB" "<" "$T_RSS")
@@ -353,6 +373,9 @@ row() { printf '%-44s %16s %12s  %s\n' "$@"; }
     row "GET /private req/s (c$CONNS, median)" "$PRIVATE_RPS" "-" "-"
     row "private / healthz throughput ratio" "$RATIO" ">= $T_RATIO" "$V_RATIO"
     row "GET /private p99 (c$CONNS, median)" "$PRIVATE_P99 ms" "< $T_P99 ms" "$V_P99"
+    row "GET /api/me (Bearer) req/s (c$CONNS, median)" "$API_RPS" "-" "-"
+    row "api/me / healthz throughput ratio" "$API_RATIO" ">= $T_RATIO" "$V_API"
+    row "GET /api/me p99 (c$CONNS, median)" "$API_P99 ms" "-" "-"
     row "GET /private p99 during login flood (c$MONITOR_CONNS)" "${FLOOD_P99:-nan} ms" "< $T_P99_FLOOD ms" "$V_FLOOD"
     row "login flood throughput (303s per second)" "$LOGIN_RATE /s" "-" "$V_LOGIN"
     row "peak RSS (VmHWM after the flood)" "$PEAK_MIB MiB" "< $T_RSS MiB" "$V_RSS"
@@ -360,7 +383,7 @@ row() { printf '%-44s %16s %12s  %s\n' "$@"; }
     echo "details:"
     printf '%s\n' "${ROUND_LINES[@]}"
     echo "  /healthz p99 (median): $HEALTHZ_P99 ms"
-    echo "  non-200 or failed /healthz responses: $H_BAD; /private: $P_BAD"
+    echo "  non-200 or failed /healthz responses: $H_BAD; /private: $P_BAD; /api/me: $A_BAD"
     echo "  during the flood: /private $FLOOD_PRIVATE_RPS req/s, statuses [$(status_list "$TMP/flood-private.txt")], failures $FLOOD_PRIVATE_BAD"
     echo "  login flood: $(bench_field "$TMP/flood-login.txt" requests) responses in ${LOGIN_DUR:-?} s, statuses [$(status_list "$TMP/flood-login.txt")], not-303 or failed: $LOGIN_BAD"
     echo "  login latency under the flood: p50 ${LOGIN_P50:-?} ms, p99 ${LOGIN_P99:-?} ms"

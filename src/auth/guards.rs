@@ -22,6 +22,8 @@ pub struct CurrentUser {
     pub id: String,
     /// Username (`name`).
     pub username: String,
+    /// Email address (`email`).
+    pub email: String,
     /// Role at the time the token was issued (a role change revokes the user's sessions).
     pub role: Role,
     /// When this token stops being accepted (it is renewed before then while the session lives).
@@ -54,6 +56,7 @@ impl CurrentUser {
         CurrentUser {
             id: claims.sub.clone(),
             username: claims.name.clone(),
+            email: claims.email.clone(),
             role: claims.role,
             expires_at: at(claims.exp),
             session_expires_at: at(claims.sexp),

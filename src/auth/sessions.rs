@@ -98,6 +98,7 @@ impl Sessions {
         let subject = Subject {
             user_id: &user.id,
             username: &user.username,
+            email: &user.email,
             role: user.role(),
             session_id: &session.id,
             read_only: false,
@@ -145,6 +146,7 @@ impl Sessions {
         let subject = Subject {
             user_id: &user.id,
             username: &user.username,
+            email: &user.email,
             role: user.role(),
             session_id: &session.id,
             read_only,
@@ -185,6 +187,7 @@ impl Sessions {
         let subject = Subject {
             user_id: &user.id,
             username: &user.username,
+            email: &user.email,
             role: user.role(),
             session_id: &session.id,
             read_only: false,

@@ -30,6 +30,9 @@ pub struct Claims {
     pub sub: String,
     /// The username, so pages can greet without a database read.
     pub name: String,
+    /// The email address, so `/api/me` needs no database read (emails do not change).
+    #[serde(default)]
+    pub email: String,
     /// The session this token belongs to.
     pub sid: String,
     /// When that session ends at the latest (Unix seconds); tokens are renewed up to it.
@@ -65,6 +68,8 @@ pub struct Subject<'a> {
     pub user_id: &'a str,
     /// Username.
     pub username: &'a str,
+    /// Email address.
+    pub email: &'a str,
     /// Current role.
     pub role: Role,
     /// Session id.
@@ -135,6 +140,7 @@ impl Tokens {
             aud: self.audience.clone(),
             sub: subject.user_id.to_string(),
             name: subject.username.to_string(),
+            email: subject.email.to_string(),
             sid: subject.session_id.to_string(),
             sexp: not_after.unix_timestamp(),
             role: subject.role,

@@ -160,20 +160,14 @@ async fn token_for_key(secret: &str, signin: &SignIn<'_>, db: &Db) -> ApiResult 
     issue(signin, &user, key.scope() == KeyScope::Read, &how).await
 }
 
-/// `GET /api/me`: the signed-in user.
+/// `GET /api/me`: the signed-in user, from the verified token alone (no database read).
 #[rocket::get("/api/me")]
-async fn me(user: CurrentUser, db: &State<Db>) -> ApiResult {
-    let id = user.id.clone();
-    let row = db
-        .run(move |conn| User::find(conn, &id))
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::unauthorized(&crate::auth::AuthState::Revoked))?;
+fn me(user: CurrentUser) -> ApiResult {
     Ok(Json(json!({
-        "id": row.id,
-        "username": row.username,
-        "email": row.email,
-        "role": row.role().as_str(),
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "role": user.role.as_str(),
         "session_expires_at": format_rfc3339(user.session_expires_at),
     })))
 }

@@ -290,6 +290,7 @@ impl TestApp {
         let subject = Subject {
             user_id: &user.id,
             username: &user.username,
+            email: &user.email,
             role: user.role(),
             session_id: "0123456789abcdef0123456789abcdef",
             read_only: false,
