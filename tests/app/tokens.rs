@@ -371,3 +371,111 @@ fn issued_tokens_carry_every_required_claim_and_kid() {
     assert_eq!(payload["sid"].as_str().unwrap().len(), 32);
     assert!(!token.contains(PASSWORD));
 }
+
+#[test]
+fn every_invalid_kind_over_the_bearer_header_is_401_invalid_token() {
+    let app = spawn_app();
+    let payload = valid_payload(&app);
+    let good = sign_raw(
+        &payload,
+        Algorithm::HS256,
+        Some(kid(&app)),
+        SECRET.as_bytes(),
+    );
+    let parts: Vec<&str> = good.split('.').collect();
+    let with = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut p = payload.clone();
+        change(&mut p);
+        sign_raw(&p, Algorithm::HS256, Some(kid(&app)), SECRET.as_bytes())
+    };
+    let none_header =
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": kid(&app)}).to_string());
+    let mut tampered = payload.clone();
+    tampered["role"] = json!("admin");
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "bad signature",
+            sign_raw(
+                &payload,
+                Algorithm::HS256,
+                Some(kid(&app)),
+                b"another-secret-of-enough-length-000000000000",
+            ),
+        ),
+        ("alg none", format!("{none_header}.{}.", parts[1])),
+        (
+            "other algorithm",
+            sign_raw(
+                &payload,
+                Algorithm::HS512,
+                Some(kid(&app)),
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "unknown kid",
+            sign_raw(
+                &payload,
+                Algorithm::HS256,
+                Some("k-unknown".into()),
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "no kid",
+            sign_raw(&payload, Algorithm::HS256, None, SECRET.as_bytes()),
+        ),
+        ("wrong iss", with(&|p| p["iss"] = json!("someone-else"))),
+        ("wrong aud", with(&|p| p["aud"] = json!("another-app"))),
+        (
+            "missing exp",
+            with(&|p| {
+                p.as_object_mut().unwrap().remove("exp");
+            }),
+        ),
+        ("future nbf", with(&|p| p["nbf"] = json!(now() + 3600))),
+        (
+            "tampered",
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                URL_SAFE_NO_PAD.encode(tampered.to_string()),
+                parts[2]
+            ),
+        ),
+        ("malformed", "not.a.jwt".to_string()),
+        ("oversized", with(&|p| p["name"] = json!("x".repeat(5000)))),
+    ];
+    for (what, token) in cases {
+        let response = app
+            .client
+            .get("/api/me")
+            .header(rocket::http::Header::new(
+                "Authorization",
+                format!("Bearer {token}"),
+            ))
+            .dispatch();
+        assert_eq!(response.status(), Status::Unauthorized, "{what}");
+        let challenge = response
+            .headers()
+            .get_one("WWW-Authenticate")
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{what}: {challenge}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(&response.into_string().unwrap()).unwrap();
+        assert_eq!(body["error"], "invalid_token", "{what}");
+    }
+    let response = app
+        .client
+        .get("/api/me")
+        .header(rocket::http::Header::new(
+            "Authorization",
+            format!("Bearer {good}"),
+        ))
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok, "the untouched token works");
+}
