@@ -85,6 +85,22 @@ impl Sessions {
         } else {
             self.lifetime
         };
+        let session = self
+            .insert_row(user, lifetime, remember, user_agent, ip)
+            .await?;
+        self.set_cookie(jar, &Subject::of(user, &session.id, false), &session)?;
+        Ok(session)
+    }
+
+    /// Stores a new session row for `user`.
+    async fn insert_row(
+        &self,
+        user: &User,
+        lifetime: Duration,
+        remember: bool,
+        user_agent: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Session, Error> {
         let session = Session::new(
             &user.id,
             self.clock.db_now(),
@@ -95,15 +111,6 @@ impl Sessions {
         );
         let row = session.clone();
         self.db.run(move |conn| row.insert(conn)).await?;
-        let subject = Subject {
-            user_id: &user.id,
-            username: &user.username,
-            email: &user.email,
-            role: user.role(),
-            session_id: &session.id,
-            read_only: false,
-        };
-        self.set_cookie(jar, &subject, &session)?;
         Ok(session)
     }
 
@@ -133,24 +140,10 @@ impl Sessions {
         ip: Option<IpAddr>,
     ) -> Result<(String, Claims), Error> {
         let lifetime = Duration::seconds(self.tokens.ttl_secs());
-        let session = Session::new(
-            &user.id,
-            self.clock.db_now(),
-            lifetime,
-            false,
-            user_agent,
-            &ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        );
-        let row = session.clone();
-        self.db.run(move |conn| row.insert(conn)).await?;
-        let subject = Subject {
-            user_id: &user.id,
-            username: &user.username,
-            email: &user.email,
-            role: user.role(),
-            session_id: &session.id,
-            read_only,
-        };
+        let session = self
+            .insert_row(user, lifetime, false, user_agent, ip)
+            .await?;
+        let subject = Subject::of(user, &session.id, read_only);
         self.tokens
             .issue(&subject, self.clock.now(), session.expires_at.assume_utc())
     }
@@ -184,14 +177,7 @@ impl Sessions {
         let Some((session, user)) = found else {
             return Ok(None);
         };
-        let subject = Subject {
-            user_id: &user.id,
-            username: &user.username,
-            email: &user.email,
-            role: user.role(),
-            session_id: &session.id,
-            read_only: false,
-        };
+        let subject = Subject::of(&user, &session.id, false);
         let claims = self.set_cookie(jar, &subject, &session)?;
         Ok(Some(CurrentUser::from_claims(
             &claims,

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::Keyring;
 use crate::config::Settings;
 use crate::error::Error;
-use crate::models::Role;
+use crate::models::{Role, User};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 4096;
@@ -80,6 +80,20 @@ pub struct Subject<'a> {
 
 /// Most verified tokens remembered; the cache is emptied when it fills.
 const VERIFIED_CACHE_MAX: usize = 50_000;
+
+impl<'a> Subject<'a> {
+    /// A token for `user` in session `session_id`.
+    pub fn of(user: &'a User, session_id: &'a str, read_only: bool) -> Subject<'a> {
+        Subject {
+            user_id: &user.id,
+            username: &user.username,
+            email: &user.email,
+            role: user.role(),
+            session_id,
+            read_only,
+        }
+    }
+}
 
 /// Signs and verifies access tokens.
 pub struct Tokens {

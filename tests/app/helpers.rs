@@ -287,14 +287,7 @@ impl TestApp {
 
     /// Valid claims for `user` (with a made-up session id), to be altered by a test.
     pub fn claims_for(&self, user: &User) -> Claims {
-        let subject = Subject {
-            user_id: &user.id,
-            username: &user.username,
-            email: &user.email,
-            role: user.role(),
-            session_id: "0123456789abcdef0123456789abcdef",
-            read_only: false,
-        };
+        let subject = Subject::of(user, "0123456789abcdef0123456789abcdef", false);
         let now = self.clock().now();
         let (_, claims) = self
             .tokens()
