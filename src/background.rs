@@ -5,13 +5,79 @@ use std::time::Duration;
 
 use rocket::{Orbit, Rocket};
 
-use crate::auth::{Sessions, Throttle};
+use crate::auth::{Csrf, Sessions, Throttle};
+use crate::config::Settings;
 use crate::models::Session;
 
 /// How often rate-limit entries of quiet clients are dropped.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
 /// How often ended sessions are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Reloads the key file on SIGHUP and when its modification time changes (checked every second),
+/// so a rotation rolls out without a restart. Stops when the server shuts down.
+pub fn watch_keys(rocket: &Rocket<Orbit>) {
+    let (Some(settings), Some(sessions), Some(csrf)) = (
+        rocket.state::<Settings>().cloned(),
+        rocket.state::<Sessions>(),
+        rocket.state::<Csrf>().cloned(),
+    ) else {
+        return;
+    };
+    if settings
+        .jwt_secret
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return;
+    }
+    let tokens = sessions.tokens_shared();
+    let shutdown = rocket.shutdown();
+    rocket::tokio::spawn(async move {
+        let modified =
+            |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let mut seen = modified(&settings.key_file);
+        let mut tick = rocket::tokio::time::interval(Duration::from_secs(1));
+        #[cfg(unix)]
+        let mut hangup =
+            rocket::tokio::signal::unix::signal(rocket::tokio::signal::unix::SignalKind::hangup())
+                .ok();
+        rocket::tokio::pin!(shutdown);
+        loop {
+            #[cfg(unix)]
+            let hup = async {
+                match hangup.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup = std::future::pending::<Option<()>>();
+            let forced = rocket::tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tick.tick() => false,
+                _ = hup => true,
+            };
+            let now_seen = modified(&settings.key_file);
+            if !forced && now_seen == seen {
+                continue;
+            }
+            seen = now_seen;
+            let (settings, tokens, csrf) = (settings.clone(), tokens.clone(), csrf.clone());
+            let result = rocket::tokio::task::spawn_blocking(move || {
+                crate::reload_keys_into(&settings, &tokens, &csrf)
+            })
+            .await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    log::error!("signing keys not reloaded (the old ones stay in use): {e}")
+                }
+                Err(e) => log::error!("signing keys not reloaded: {e}"),
+            }
+        }
+    });
+}
 
 /// Starts the refresher; it stops when the server shuts down.
 pub fn spawn(rocket: &Rocket<Orbit>, sessions: &Sessions) {

@@ -68,6 +68,9 @@ pub struct Settings {
     pub hash_concurrency: usize,
     /// Where the stylesheet and other static files are served from.
     pub static_dir: PathBuf,
+    /// When set, every response carries `X-Instance: <name>` (to see which instance answered
+    /// behind a load balancer).
+    pub instance_name: Option<String>,
 }
 
 impl Default for Settings {
@@ -100,6 +103,7 @@ impl Default for Settings {
             argon2_parallelism: 1,
             hash_concurrency: 0,
             static_dir: "static".into(),
+            instance_name: None,
         }
     }
 }

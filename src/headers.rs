@@ -33,8 +33,11 @@ pub fn shield(secure: bool) -> Shield {
     }
 }
 
-/// Adds the CSP and `Cache-Control` to every response.
-pub struct SecurityHeaders;
+/// Adds the CSP, `Cache-Control` and (when configured) `X-Instance` to every response.
+pub struct SecurityHeaders {
+    /// The instance's name, if it should say it.
+    pub instance: Option<String>,
+}
 
 #[rocket::async_trait]
 impl Fairing for SecurityHeaders {
@@ -50,6 +53,9 @@ impl Fairing for SecurityHeaders {
             "Content-Security-Policy",
             CONTENT_SECURITY_POLICY,
         ));
+        if let Some(name) = &self.instance {
+            res.set_header(Header::new("X-Instance", name.clone()));
+        }
         if req.uri().path().starts_with("/static/") {
             res.set_header(Header::new("Cache-Control", "public, max-age=3600"));
         } else {

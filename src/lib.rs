@@ -22,7 +22,7 @@ use crate::view::Pages;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::fs::FileServer;
-use rocket::{Build, Rocket};
+use rocket::{Build, Orbit, Rocket};
 
 use crate::auth::{Csrf, Keyring, PasswordHasher, Sessions, Throttle, Tokens};
 use crate::clock::Clock;
@@ -88,7 +88,6 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(Pages::fairing(pages.clone()))
         .manage(pages)
-        .attach(headers::SecurityHeaders)
         .attach(AdHoc::try_on_ignite("latchkey", |rocket| async move {
             let figment = rocket.figment().clone();
             let prepared = rocket::tokio::task::spawn_blocking(move || prepare(&figment))
@@ -101,6 +100,9 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                     let clock = parts.sessions.clock().clone();
                     Ok(rocket
                         .attach(headers::shield(parts.settings.cookie_secure()))
+                        .attach(headers::SecurityHeaders {
+                            instance: parts.settings.instance_name.clone(),
+                        })
                         .manage(Audit::new(parts.db.clone(), clock.clone()))
                         .manage(Throttle::new(&parts.settings))
                         .manage(parts.csrf)
@@ -122,8 +124,53 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 if let Some(sessions) = rocket.state::<Sessions>() {
                     background::spawn(rocket, sessions);
                 }
+                background::watch_keys(rocket);
             })
         }))
         .mount("/", routes::all())
         .register("/", catchers::all())
+}
+
+/// Re-reads the key file and, when its keys differ from those in use, signs and verifies with
+/// them from now on (tokens and CSRF tokens of keys still on the ring keep working). Runs on
+/// SIGHUP and when the file changes; returns whether the keys changed. Blocking (reads a file).
+pub fn reload_keys(rocket: &Rocket<Orbit>) -> Result<bool, Error> {
+    match (
+        rocket.state::<Settings>(),
+        rocket.state::<Sessions>(),
+        rocket.state::<Csrf>(),
+    ) {
+        (Some(settings), Some(sessions), Some(csrf)) => {
+            reload_keys_into(settings, sessions.tokens(), csrf)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// [`reload_keys`] on the parts themselves.
+pub(crate) fn reload_keys_into(
+    settings: &Settings,
+    tokens: &Tokens,
+    csrf: &Csrf,
+) -> Result<bool, Error> {
+    if settings
+        .jwt_secret
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Ok(false); // keys from the environment change only with a restart
+    }
+    let ring = Keyring::load(settings)?;
+    if tokens.keyring().kids() == ring.kids() {
+        return Ok(false);
+    }
+    log::info!(
+        "signing keys reloaded from {}: signing with {} (verifying {:?})",
+        settings.key_file.display(),
+        ring.active().kid,
+        ring.kids()
+    );
+    csrf.replace_keys(&ring);
+    tokens.replace_keyring(ring);
+    Ok(true)
 }

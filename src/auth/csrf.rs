@@ -4,7 +4,7 @@
 //! 403 before the handler runs, so nothing changes.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -26,12 +26,13 @@ type HmacSha256 = Hmac<Sha256>;
 /// Most tokens remembered; the cache is emptied when it fills.
 const TOKEN_CACHE_MAX: usize = 50_000;
 
-/// Makes and checks CSRF tokens; managed state.
+/// Makes and checks CSRF tokens; managed state (cheap to clone: the state is shared).
+#[derive(Clone)]
 pub struct Csrf {
     /// Tokens already computed, by binding: every signed-in page needs one.
-    issued: RwLock<HashMap<String, String>>,
+    issued: Arc<RwLock<HashMap<String, String>>>,
     /// Derived from the keyring, active key first, so tokens survive a key rotation.
-    keys: Vec<[u8; 32]>,
+    keys: Arc<RwLock<Vec<[u8; 32]>>>,
     secure: bool,
     public_origin: Option<String>,
 }
@@ -44,8 +45,8 @@ impl Csrf {
     /// Keys from the ring; cookie flags and the expected origin from the settings.
     pub fn new(keyring: &Keyring, secure: bool, public_origin: Option<String>) -> Csrf {
         Csrf {
-            issued: RwLock::new(HashMap::new()),
-            keys: keyring.derived_keys(),
+            issued: Arc::new(RwLock::new(HashMap::new())),
+            keys: Arc::new(RwLock::new(keyring.derived_keys())),
             secure,
             public_origin,
         }
@@ -66,6 +67,16 @@ impl Csrf {
         mac
     }
 
+    /// Uses the keys derived from a reloaded keyring from now on.
+    pub fn replace_keys(&self, keyring: &Keyring) {
+        if let Ok(mut keys) = self.keys.write() {
+            *keys = keyring.derived_keys();
+        }
+        if let Ok(mut issued) = self.issued.write() {
+            issued.clear();
+        }
+    }
+
     /// The token for a binding (`sid:…` or `pre:…`).
     pub fn token_for(&self, binding: &str) -> String {
         if let Some(token) = self
@@ -76,8 +87,11 @@ impl Csrf {
         {
             return token;
         }
-        let token =
-            URL_SAFE_NO_PAD.encode(Csrf::mac(&self.keys[0], binding).finalize().into_bytes());
+        let active = match self.keys.read() {
+            Ok(keys) => keys[0],
+            Err(poisoned) => poisoned.into_inner()[0],
+        };
+        let token = URL_SAFE_NO_PAD.encode(Csrf::mac(&active, binding).finalize().into_bytes());
         if let Ok(mut issued) = self.issued.write() {
             if issued.len() >= TOKEN_CACHE_MAX {
                 issued.clear();
@@ -92,8 +106,11 @@ impl Csrf {
         let Ok(bytes) = URL_SAFE_NO_PAD.decode(token) else {
             return false;
         };
-        self.keys
-            .iter()
+        let keys = match self.keys.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        keys.iter()
             .any(|key| Csrf::mac(key, binding).verify_slice(&bytes).is_ok())
     }
 

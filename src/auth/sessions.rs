@@ -51,6 +51,11 @@ impl Sessions {
         &self.tokens
     }
 
+    /// The token signer/verifier, shared (for the key reloader).
+    pub fn tokens_shared(&self) -> Arc<Tokens> {
+        Arc::clone(&self.tokens)
+    }
+
     /// The site's clock.
     pub fn clock(&self) -> &Clock {
         &self.clock

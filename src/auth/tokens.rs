@@ -2,7 +2,7 @@
 //! signing key chosen by `kid` from the keyring.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,8 @@ pub struct Tokens {
     /// base64, JSON and HMAC work on every request. Time checks (`exp`, `nbf`) still run each time,
     /// and revocation is checked by the caller.
     verified: RwLock<HashMap<String, Claims>>,
-    keyring: Keyring,
+    /// Swapped whole when the key file is reloaded.
+    keyring: RwLock<Arc<Keyring>>,
     issuer: String,
     audience: String,
     ttl_secs: i64,
@@ -122,7 +123,7 @@ impl Tokens {
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         Tokens {
             verified: RwLock::new(HashMap::new()),
-            keyring,
+            keyring: RwLock::new(Arc::new(keyring)),
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             ttl_secs: settings.token_ttl_secs,
@@ -132,8 +133,22 @@ impl Tokens {
     }
 
     /// The keyring in use.
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+    pub fn keyring(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(ring) => Arc::clone(&ring),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Signs with (and verifies against) a new keyring from now on; forgets verified tokens, so
+    /// a key dropped from the ring stops working at once.
+    pub fn replace_keyring(&self, keyring: Keyring) {
+        if let Ok(mut ring) = self.keyring.write() {
+            *ring = Arc::new(keyring);
+        }
+        if let Ok(mut cache) = self.verified.write() {
+            cache.clear();
+        }
     }
 
     /// Lifetime of a new token, in seconds.
@@ -170,7 +185,8 @@ impl Tokens {
 
     /// Signs arbitrary claims with the active key (also used by tests to build edge cases).
     pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
-        let key = self.keyring.active();
+        let ring = self.keyring();
+        let key = ring.active();
         let mut header = Header::new(ALGORITHM);
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, claims, key.encoding())
@@ -226,8 +242,8 @@ impl Tokens {
         let kid = header
             .kid
             .ok_or_else(|| TokenError::Invalid("token has no kid".into()))?;
-        let key = self
-            .keyring
+        let ring = self.keyring();
+        let key = ring
             .get(&kid)
             .ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?;
         jsonwebtoken::decode::<Claims>(token, key.decoding(), &self.validation)

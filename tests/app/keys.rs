@@ -189,3 +189,93 @@ fn weak_keys_are_refused_with_instructions() {
         "{err}"
     );
 }
+
+#[test]
+fn a_running_instance_reloads_a_rotated_key_file_without_failing_a_request() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let key_file = keys_dir.path().join("keys.json");
+    let first = KeyFile::rotate(&key_file, 86_400).unwrap();
+    let app = spawn_app_with(with_key_file(keys_dir.path()));
+    app.sign_in_as("rolling", Role::User);
+    let old_token = app.session_cookie().unwrap().value().to_string();
+    let old_csrf = app.csrf_token();
+    assert_eq!(kid_of(&old_token), first.new_kid);
+
+    let second = KeyFile::rotate(&key_file, 86_400).unwrap();
+    assert!(
+        latchkey::reload_keys(app.client.rocket()).unwrap(),
+        "keys changed"
+    );
+    assert!(
+        !latchkey::reload_keys(app.client.rocket()).unwrap(),
+        "nothing new the second time"
+    );
+    assert_eq!(app.tokens().keyring().active().kid, second.new_kid);
+
+    // Old tokens and forms keep working during the grace period; new tokens use the new kid.
+    assert_eq!(app.client.get("/private").dispatch().status(), Status::Ok);
+    let response = app.post_raw(
+        "/account/sessions/revoke-others",
+        &[("csrf_token", old_csrf.as_str())],
+    );
+    assert_eq!(
+        response.status(),
+        Status::SeeOther,
+        "a form rendered before the reload"
+    );
+    drop(response);
+    app.logout();
+    app.login("rolling", PASSWORD);
+    let new_token = app.session_cookie().unwrap().value().to_string();
+    assert_eq!(kid_of(&new_token), second.new_kid);
+}
+
+#[test]
+fn the_key_file_is_watched_and_a_dropped_key_stops_working() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let key_file = keys_dir.path().join("keys.json");
+    KeyFile::rotate(&key_file, 0).unwrap();
+    let app = spawn_app_with(with_key_file(keys_dir.path()));
+    app.sign_in_as("watched", Role::User);
+    let old_token = app.session_cookie().unwrap().value().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a distinct modification time
+    let rotation = KeyFile::rotate(&key_file, 0).unwrap();
+    assert_eq!(rotation.dropped.len(), 1);
+    // The watcher runs while the client is serving requests; give it a few seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.tokens().keyring().active().kid != rotation.new_kid {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "key file change not picked up"
+        );
+        app.client.get("/healthz").dispatch();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let response = app.client.get("/private").dispatch();
+    assert_eq!(response.status(), Status::SeeOther, "{}", old_token.len());
+}
+
+#[test]
+fn x_instance_names_the_instance_when_configured() {
+    let plain = spawn_app();
+    assert!(plain
+        .client
+        .get("/healthz")
+        .dispatch()
+        .headers()
+        .get_one("X-Instance")
+        .is_none());
+    let named = spawn_app_with(|f| f.merge(("instance_name", "a1")));
+    for uri in ["/healthz", "/", "/missing"] {
+        assert_eq!(
+            named
+                .client
+                .get(uri)
+                .dispatch()
+                .headers()
+                .get_one("X-Instance"),
+            Some("a1"),
+            "{uri}"
+        );
+    }
+}
