@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Two release instances of latchkey on one PostgreSQL database behind nginx (round robin), checked
+# through the balancer: every request succeeds on either instance; sign-out and demotion are
+# refused on both within a second; lockout counts are shared; and a key rotation rolled out while
+# traffic runs fails no request. Bounded: fixed-length load, only 127.0.0.1. Prints
+# "N passed, M failed" and exits non-zero on any failure.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+
+PG_SERVER_URL="${LATCHKEY_CI_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PASSWORD='correct-Horse-battery-77'
+PASSED=0; FAILED=0
+TMP=$(mktemp -d /tmp/latchkey-multi.XXXXXX)
+DB="latchkey_multi_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+PIDS=()
+
+log() { printf '[multi] %s\n' "$*"; }
+pass() { PASSED=$((PASSED + 1)); printf '  ok   %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf '  FAIL %s\n' "$*"; }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+
+cleanup() {
+    [ -f "$TMP/nginx.pid" ] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for _ in $(seq 1 50); do
+        alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    psql "$PG_SERVER_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---- set-up ---------------------------------------------------------------------------------
+command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+log "cargo build --release"
+cargo build --release -q || exit 2
+BIN="$ROOT/target/release/latchkey"
+
+psql "$PG_SERVER_URL" -qc "CREATE DATABASE $DB" >/dev/null || exit 2
+DB_URL="${PG_SERVER_URL%/*}/$DB"
+export DATABASE_URL="$DB_URL" LATCHKEY_KEY_FILE="$TMP/keys.json" ROCKET_LOG_LEVEL=normal \
+    LATCHKEY_COOKIE_SECURE=false ROCKET_IP_HEADER=X-Real-IP LATCHKEY_LOGIN_PER_IP_PER_MINUTE=1000
+"$BIN" keys rotate >/dev/null || exit 2
+"$BIN" migrate >/dev/null || exit 2
+printf '%s\n' "$PASSWORD" | "$BIN" create-admin --username chief --email chief@example.com >/dev/null || exit 2
+printf '%s\n' "$PASSWORD" | "$BIN" create-admin --username deputy --email deputy@example.com >/dev/null || exit 2
+
+P1=$(free_port); P2=$(free_port); LB=$(free_port)
+for spec in "a:$P1" "b:$P2"; do
+    LATCHKEY_INSTANCE_NAME="${spec%%:*}" ROCKET_PORT="${spec##*:}" ROCKET_ADDRESS=127.0.0.1 \
+        "$BIN" serve >"$TMP/instance-${spec%%:*}.log" 2>&1 &
+    PIDS+=($!)
+done
+mkdir -p "$TMP/logs"
+sed -e "s/@P1@/$P1/; s/@P2@/$P2/; s/@LB@/$LB/; s#@TMP@#$TMP#g" "$ROOT/tests/multi/nginx.conf" >"$TMP/nginx.conf"
+nginx -p "$TMP" -c "$TMP/nginx.conf" || exit 2
+BASE="http://127.0.0.1:$LB"
+for _ in $(seq 1 100); do
+    a=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P1/readyz")
+    b=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P2/readyz")
+    l=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/healthz")
+    [ "$a$b$l" = 200200200 ] && break
+    sleep 0.2
+done
+[ "$a$b$l" = 200200200 ] || { log "instances or balancer did not come up"; tail -5 "$TMP"/instance-*.log; exit 2; }
+log "instances a (:$P1) and b (:$P2) behind nginx at $BASE, database $DB"
+
+# ---- helpers --------------------------------------------------------------------------------
+csrf_of() { grep -o 'name="csrf_token" value="[^"]*"' "$1" | head -1 | sed 's/.*value="//; s/"$//'; }
+# sign_in JAR USERNAME [PASSWORD] -> prints the HTTP status of POST /login
+sign_in() {
+    local jar=$1 user=$2 pw=${3:-$PASSWORD}
+    curl -s -c "$jar" -b "$jar" -o "$jar.html" "$BASE/login"
+    curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{http_code}' \
+        --data-urlencode "username=$user" --data-urlencode "password=$pw" \
+        --data-urlencode "csrf_token=$(csrf_of "$jar.html")" "$BASE/login"
+}
+session_of() { awk '$6 == "latchkey" { print $7 }' "$1"; }
+# status_on INSTANCE_PORT PATH COOKIE
+status_on() { curl -s -o /dev/null -w '%{http_code}' -H "Cookie: latchkey=$3" "http://127.0.0.1:$1$2"; }
+# refused_within_1s PATH COOKIE EXPECTED: both instances answer EXPECTED for a request sent >= 1 s later
+refused_within_1s() {
+    sleep 1
+    [ "$(status_on "$P1" "$1" "$2")" = "$3" ] && [ "$(status_on "$P2" "$1" "$2")" = "$3" ]
+}
+
+# ---- any instance serves any request --------------------------------------------------------
+code=$(sign_in "$TMP/u.jar" chief)
+check "sign-in through the balancer answers 303" [ "$code" = 303 ]
+TOKEN=$(session_of "$TMP/u.jar")
+: >"$TMP/instances"
+ok=0
+for _ in $(seq 1 20); do
+    out=$(curl -s -D - -o /dev/null -H "Cookie: latchkey=$TOKEN" "$BASE/private")
+    [ "$(printf '%s' "$out" | head -1 | awk '{print $2}')" = 200 ] && ok=$((ok + 1))
+    printf '%s' "$out" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-instance" { print $2 }' >>"$TMP/instances"
+done
+check "20 requests for /private through the balancer all answer 200" [ "$ok" = 20 ]
+check "requests landed on both instances ($(sort "$TMP/instances" | uniq -c | tr -s ' ' | tr '\n' ';'))" \
+    [ "$(sort -u "$TMP/instances" | tr '\n' ' ')" = "a b " ]
+
+# ---- sign-out is refused on both within a second --------------------------------------------
+curl -s -b "$TMP/u.jar" -o "$TMP/page.html" "$BASE/private"
+code=$(curl -s -b "$TMP/u.jar" -c "$TMP/u.jar" -o /dev/null -w '%{http_code}' \
+    --data-urlencode "csrf_token=$(csrf_of "$TMP/page.html")" "$BASE/logout")
+check "sign-out answers 303" [ "$code" = 303 ]
+check "the signed-out token is refused by both instances within 1 s" refused_within_1s /private "$TOKEN" 303
+
+# ---- demotion is refused on both within a second --------------------------------------------
+sign_in "$TMP/deputy.jar" deputy >/dev/null
+DEPUTY=$(session_of "$TMP/deputy.jar")
+check "the deputy opens the admin panel on both instances" \
+    [ "$(status_on "$P1" /admin "$DEPUTY")$(status_on "$P2" /admin "$DEPUTY")" = 200200 ]
+sign_in "$TMP/chief.jar" chief >/dev/null
+curl -s -b "$TMP/chief.jar" -o "$TMP/admin.html" "$BASE/admin?q=deputy"
+DEPUTY_ID=$(grep -o '/admin/users/[0-9a-f-]*/role' "$TMP/admin.html" | head -1 | cut -d/ -f4)
+code=$(curl -s -b "$TMP/chief.jar" -o /dev/null -w '%{http_code}' --data-urlencode "role=user" \
+    --data-urlencode "csrf_token=$(csrf_of "$TMP/admin.html")" "$BASE/admin/users/$DEPUTY_ID/role")
+check "the chief demotes the deputy (303)" [ "$code" = 303 ]
+check "the demoted deputy loses the panel on both instances within 1 s" refused_within_1s /admin "$DEPUTY" 303
+
+# ---- lockout counts are shared ---------------------------------------------------------------
+statuses=""
+for _ in 1 2 3 4 5; do statuses="$statuses$(sign_in "$TMP/lock.jar" chief 'Wrong-password-123') "; done
+check "five failures through the balancer end in a lockout ($statuses)" [ "$statuses" = "422 422 422 422 429 " ]
+for port in "$P1" "$P2"; do
+    curl -s -c "$TMP/l$port.jar" -o "$TMP/l$port.html" "http://127.0.0.1:$port/login"
+    code=$(curl -s -b "$TMP/l$port.jar" -o /dev/null -w '%{http_code}' --data-urlencode "username=chief" \
+        --data-urlencode "password=$PASSWORD" --data-urlencode "csrf_token=$(csrf_of "$TMP/l$port.html")" \
+        "http://127.0.0.1:$port/login")
+    check "instance on :$port refuses the locked account even with the right password ($code)" [ "$code" = 429 ]
+done
+psql "$DB_URL" -qc "DELETE FROM login_attempts" >/dev/null
+
+# ---- key rotation with traffic running: zero failed requests ---------------------------------
+sign_in "$TMP/r.jar" deputy >/dev/null
+OLD=$(session_of "$TMP/r.jar")
+OLD_KID=$(printf '%s' "$OLD" | cut -d. -f1 | tr '_-' '/+' | base64 -d 2>/dev/null | grep -o '"kid":"[^"]*"')
+wrk -t1 -c4 -d6s -s "$ROOT/bench/status.lua" -H "Cookie: latchkey=$OLD" "$BASE/private" >"$TMP/wrk.txt" 2>&1 &
+WRK=$!
+sleep 2
+"$BIN" keys rotate >/dev/null
+sleep 1.5
+sign_in "$TMP/n.jar" deputy >/dev/null
+NEW=$(session_of "$TMP/n.jar")
+NEW_KID=$(printf '%s' "$NEW" | cut -d. -f1 | tr '_-' '/+' | base64 -d 2>/dev/null | grep -o '"kid":"[^"]*"')
+wait "$WRK"
+good=$(awk '/^STATUS/ && $2 == 200 { s += $3 } END { print s + 0 }' "$TMP/wrk.txt")
+bad=$(awk '/^STATUS/ && $2 != 200 { s += $3 } END { print s + 0 }' "$TMP/wrk.txt")
+errors=$(grep -o 'err_[a-z]*=[0-9]*' "$TMP/wrk.txt" | awk -F= '{ s += $2 } END { print s + 0 }')
+new_kid_differs() { [ -n "$NEW_KID" ] && [ "$NEW_KID" != "$OLD_KID" ]; }
+no_failures() { [ "$good" -gt 0 ] && [ "$bad" = 0 ] && [ "$errors" = 0 ]; }
+check "a new sign-in after the rotation uses the new key ($OLD_KID -> $NEW_KID)" new_kid_differs
+check "the old token still works on both instances" \
+    [ "$(status_on "$P1" /private "$OLD")$(status_on "$P2" /private "$OLD")" = 200200 ]
+check "zero failed requests during the rotation ($good answered 200, $bad other, $errors socket errors)" no_failures
+for name in a b; do
+    check "instance $name logged the key reload" grep -q "signing keys reloaded" "$TMP/instance-$name.log"
+done
+
+echo
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
