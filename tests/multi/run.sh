@@ -59,18 +59,25 @@ for spec in "a:$P1" "b:$P2"; do
         "$BIN" serve >"$TMP/instance-${spec%%:*}.log" 2>&1 &
     PIDS+=($!)
 done
+# Both instances must answer before nginx starts: a request nginx sends to an instance that is
+# not up yet marks it failed for a while, and everything would go to the other one.
+for _ in $(seq 1 150); do
+    a=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P1/readyz")
+    b=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P2/readyz")
+    [ "$a$b" = 200200 ] && break
+    sleep 0.2
+done
+[ "$a$b" = 200200 ] || { log "instances did not come up"; tail -5 "$TMP"/instance-*.log; exit 2; }
 mkdir -p "$TMP/logs"
 sed -e "s/@P1@/$P1/; s/@P2@/$P2/; s/@LB@/$LB/; s#@TMP@#$TMP#g" "$ROOT/tests/multi/nginx.conf" >"$TMP/nginx.conf"
 nginx -p "$TMP" -c "$TMP/nginx.conf" || exit 2
 BASE="http://127.0.0.1:$LB"
-for _ in $(seq 1 100); do
-    a=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P1/readyz")
-    b=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P2/readyz")
+for _ in $(seq 1 50); do
     l=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/healthz")
-    [ "$a$b$l" = 200200200 ] && break
-    sleep 0.2
+    [ "$l" = 200 ] && break
+    sleep 0.1
 done
-[ "$a$b$l" = 200200200 ] || { log "instances or balancer did not come up"; tail -5 "$TMP"/instance-*.log; exit 2; }
+[ "$l" = 200 ] || { log "the balancer did not come up"; cat "$TMP/logs/error.log"; exit 2; }
 log "instances a (:$P1) and b (:$P2) behind nginx at $BASE, database $DB"
 
 # ---- helpers --------------------------------------------------------------------------------
