@@ -106,10 +106,10 @@ impl Csrf {
         let Ok(bytes) = URL_SAFE_NO_PAD.decode(token) else {
             return false;
         };
-        let keys = match self.keys.read() {
-            Ok(keys) => keys.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         keys.iter()
             .any(|key| Csrf::mac(key, binding).verify_slice(&bytes).is_ok())
     }

@@ -91,11 +91,6 @@ impl AuthState {
         req.local_cache_async(AuthState::compute(req)).await
     }
 
-    /// The state if a guard already worked it out (for catchers, which cannot wait).
-    pub fn cached<'r>(req: &'r Request<'_>) -> &'r AuthState {
-        req.local_cache(|| AuthState::SignedOut)
-    }
-
     /// The signed-in user, if any.
     pub fn user(&self) -> Option<&CurrentUser> {
         match self {

@@ -46,16 +46,6 @@ impl Revocations {
             .unwrap_or(true)
     }
 
-    /// How many revocations are held.
-    pub fn len(&self) -> usize {
-        self.revoked.read().map(|set| set.len()).unwrap_or(0)
-    }
-
-    /// True when nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Whether the list is older than allowed and must be refreshed before it is trusted.
     pub fn is_stale(&self) -> bool {
         self.refreshed_at

@@ -205,11 +205,6 @@ impl Db {
         Ok(())
     }
 
-    /// Which backend this pool talks to.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// Takes a connection now, on the calling thread (for the CLI and start-up).
     pub fn get(&self) -> Result<r2d2::PooledConnection<Manager>, Error> {
         self.pool.get().map_err(|e| {
