@@ -6,6 +6,7 @@ use rocket::response::{Flash, Redirect};
 use serde_json::json;
 
 use crate::auth::csrf::CsrfRejected;
+use crate::auth::guards::AdminRequired;
 use crate::auth::{AuthState, CsrfToken, Sessions};
 use crate::json::ApiError;
 use crate::view::{page, percent_encode, Page};
@@ -144,6 +145,9 @@ async fn default(status: Status, req: &Request<'_>) -> Caught {
     if status == Status::Forbidden && req.local_cache(|| None::<CsrfRejected>).is_some() {
         message = "This form has expired or was sent from another site, so nothing was changed. \
                    Reload the page and try again.";
+    } else if status == Status::Forbidden && req.local_cache(|| None::<AdminRequired>).is_some() {
+        message = "This page is for administrators. If you need it, ask an administrator \
+                   for access.";
     }
     let csrf = match req.guard::<CsrfToken>().await {
         rocket::outcome::Outcome::Success(token) => token,

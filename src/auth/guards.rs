@@ -212,6 +212,11 @@ impl<'r> FromRequest<'r> for CurrentUser {
 #[derive(Debug, Clone)]
 pub struct Admin(pub CurrentUser);
 
+/// Set in the request cache when [`Admin`] refuses a signed-in user, so the 403 page can say
+/// the page is for administrators.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminRequired;
+
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Admin {
     type Error = AuthFailure;
@@ -221,6 +226,7 @@ impl<'r> FromRequest<'r> for Admin {
         if user.role == Role::Admin {
             Outcome::Success(Admin(user))
         } else {
+            req.local_cache(|| Some(AdminRequired));
             Outcome::Error((Status::Forbidden, AuthFailure::MissingRole))
         }
     }

@@ -24,7 +24,7 @@ fn a_user_gets_403_from_the_panel() {
     assert!(response
         .into_string()
         .unwrap()
-        .contains("You do not have access to this page."));
+        .contains("This page is for administrators."));
 }
 
 #[test]

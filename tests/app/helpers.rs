@@ -1,7 +1,6 @@
-//! Spawns the site on a fresh database per test: a temp SQLite file by default, or a new
-//! PostgreSQL database when `DATABASE_URL` (or `LATCHKEY_TEST_DATABASE_URL`) is a `postgres://` URL.
+//! Spawns the site on a fresh database per test (see `tests/common/db.rs`) behind Rocket's local
+//! client, and the requests the tests send through it.
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
 use latchkey::auth::{Claims, Sessions, Subject, Tokens};
 use latchkey::clock::Clock;
 use latchkey::db::Db;
@@ -11,90 +10,9 @@ use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, Status};
 use rocket::local::blocking::{Client, LocalResponse};
 
-/// A strong password accepted by the signup rules.
-pub const PASSWORD: &str = "correct-Horse-battery-77";
-/// The test signing secret (48 bytes).
-pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxy";
-/// Cookie name with `cookie_secure` off (debug default).
-pub const COOKIE: &str = "latchkey";
-
-/// The PostgreSQL server URL to create per-test databases on, if tests run on PostgreSQL.
-pub fn postgres_base_url() -> Option<String> {
-    std::env::var("LATCHKEY_TEST_DATABASE_URL")
-        .ok()
-        .or_else(|| std::env::var("DATABASE_URL").ok())
-        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
-}
-
-/// A database that exists for one test.
-pub enum TestDb {
-    /// A file in a temp dir, removed with it.
-    Sqlite { url: String },
-    /// A database created on the server, dropped at the end.
-    Postgres {
-        server: String,
-        name: String,
-        url: String,
-    },
-}
-
-impl TestDb {
-    /// Creates a fresh, empty database.
-    pub fn new(dir: &tempfile::TempDir) -> TestDb {
-        match postgres_base_url() {
-            Some(base) => {
-                let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = PgConnection::establish(&base).expect("connect to PostgreSQL");
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .expect("create test database");
-                let url = replace_db_name(&base, &name);
-                TestDb::Postgres {
-                    server: base,
-                    name,
-                    url,
-                }
-            }
-            None => TestDb::Sqlite {
-                url: dir.path().join("latchkey.db").display().to_string(),
-            },
-        }
-    }
-
-    /// The URL to give the site.
-    pub fn url(&self) -> &str {
-        match self {
-            TestDb::Sqlite { url } | TestDb::Postgres { url, .. } => url,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let TestDb::Postgres { server, name, .. } = self {
-            if let Ok(mut conn) = PgConnection::establish(server) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn);
-            }
-        }
-    }
-}
-
-/// `postgres://u@h:p/old?x` → `postgres://u@h:p/new?x`
-pub fn replace_db_name(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("url has a scheme");
-    let (before_query, query) = match rest.split_once('?') {
-        Some((a, q)) => (a, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or(before_query);
-    let mut out = format!("{scheme}://{authority}/{name}");
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
+#[path = "../common/db.rs"]
+mod db;
+pub use db::*;
 
 /// One running site on its own database.
 pub struct TestApp {
@@ -108,18 +26,6 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// A hand-made token to send as the cookie (see [`TestApp::set_token`]).
     token: std::cell::RefCell<Option<String>>,
-}
-
-/// The settings every test app starts from; cheap argon2 so the suite runs quickly (the OWASP
-/// defaults are checked by their own test).
-pub fn base_figment(db_url: &str) -> Figment {
-    rocket::Config::figment()
-        .merge(("log_level", "off"))
-        .merge(("database_url", db_url))
-        .merge(("jwt_secret", SECRET))
-        .merge(("argon2_memory_kib", 256))
-        .merge(("argon2_iterations", 1))
-        .merge(("database_pool_size", 4))
 }
 
 /// A site with default test settings.
@@ -253,7 +159,7 @@ impl TestApp {
 
     /// How many users exist.
     pub fn user_count(&self) -> i64 {
-        use diesel::QueryDsl;
+        use diesel::{QueryDsl, RunQueryDsl};
         use latchkey::db::schema::users;
         users::table
             .count()

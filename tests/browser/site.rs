@@ -1,0 +1,85 @@
+//! The site served on a real local port (Rocket bound to port 0), as a browser reaches it.
+
+use latchkey::auth::PasswordHasher;
+use latchkey::db::Db;
+use latchkey::models::{NewUser, Role, User};
+use rocket::fairing::AdHoc;
+use rocket::Shutdown;
+
+use crate::db::{base_figment, PASSWORD};
+
+/// One running instance; several may share a database, like instances behind a balancer.
+pub struct Site {
+    /// `http://127.0.0.1:<port>`
+    pub origin: String,
+    db: Db,
+    hasher: PasswordHasher,
+    shutdown: Shutdown,
+}
+
+impl Site {
+    /// Starts an instance on `database_url` and waits until it listens.
+    pub async fn start(database_url: &str) -> Site {
+        let figment = base_figment(database_url)
+            .merge(("address", "127.0.0.1"))
+            .merge(("port", 0))
+            // Rocket's own signal handling belongs to the test process, not to each instance.
+            .merge(("shutdown.ctrlc", false))
+            .merge(("shutdown.signals", Vec::<String>::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let rocket = latchkey::rocket(figment).attach(AdHoc::on_liftoff("report port", |r| {
+            Box::pin(async move {
+                let db = r.state::<Db>().expect("db managed").clone();
+                let hasher = r.state::<PasswordHasher>().expect("hasher managed").clone();
+                let _ = tx.send((r.config().port, db, hasher, r.shutdown()));
+            })
+        }));
+        tokio::spawn(async move {
+            if let Err(e) = rocket.launch().await {
+                eprintln!("the site stopped: {e}");
+            }
+        });
+        let (port, db, hasher, shutdown) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), rx)
+                .await
+                .expect("the site starts within 30 s")
+                .expect("the site starts");
+        Site {
+            origin: format!("http://127.0.0.1:{port}"),
+            db,
+            hasher,
+            shutdown,
+        }
+    }
+
+    /// The absolute URL of `path` on this instance.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin)
+    }
+
+    /// Inserts a user with the test password straight into the database.
+    pub async fn create_user(&self, username: &str, role: Role) -> User {
+        let hash = self.hasher.hash(PASSWORD.to_string()).await.expect("hash");
+        let new = NewUser::new(username, &format!("{username}@example.com"), hash, role);
+        self.db
+            .run(move |conn| User::create(conn, &new))
+            .await
+            .expect("insert user")
+            .expect("username free")
+    }
+
+    /// The user named `username`, as the database has it now.
+    pub async fn user(&self, username: &str) -> Option<User> {
+        let login = username.to_string();
+        self.db
+            .run(move |conn| User::find_by_login(conn, &login))
+            .await
+            .expect("query user")
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.shutdown.clone().notify();
+    }
+}
