@@ -131,7 +131,7 @@ pub fn page(
 pub enum FormOutcome {
     /// Success: a 303 with a flash message.
     Done(Flash<Redirect>),
-    /// The form again, with its errors and a 4xx status.
+    /// A form page with its status: 200 when first shown, 4xx when shown again with its errors.
     Redo((Status, Page)),
     /// The form again with 429 and how long to wait.
     Wait(Throttled),

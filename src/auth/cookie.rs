@@ -15,6 +15,11 @@ impl SessionCookie {
         SessionCookie { secure }
     }
 
+    /// Whether cookies carry `Secure` and the `__Host-` prefix on this site.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
     /// The cookie's name on this site.
     pub fn name(&self) -> &'static str {
         if self.secure {

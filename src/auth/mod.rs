@@ -12,6 +12,7 @@ pub mod sessions;
 pub mod signin;
 pub mod throttle;
 pub mod tokens;
+pub mod two_factor;
 
 pub use csrf::{Csrf, CsrfForm, CsrfToken};
 pub use guards::{Admin, AuthState, CurrentUser, Via};

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use rocket::request::{FromRequest, Outcome, Request};
 
-use super::{PasswordHasher, Sessions, Throttle};
+use super::{two_factor, PasswordHasher, Sessions, Throttle};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
-use crate::models::{AuditKind, LoginAttempt, User};
+use crate::models::{AuditKind, LoginAttempt, RecoveryCode, TwoFactor, User};
 use crate::peer::Peer;
 use crate::validation::PASSWORD_MAX_CHARS;
 
@@ -28,6 +28,18 @@ pub enum Verdict {
     Disabled,
     /// Too many attempts from this client; try again after this long.
     Throttled(Duration),
+    /// The password was right and the account asks for a code from its authenticator app;
+    /// nothing is cleared or stamped until the code is right too.
+    SecondFactor(User),
+}
+
+/// How the code step of a sign-in went, inside its database work.
+enum SecondStep {
+    Right,
+    Recovery(i64),
+    NotNeeded,
+    Wrong(&'static str),
+    Locked(time::PrimitiveDateTime),
 }
 
 /// What checking credentials needs, as one request guard.
@@ -152,33 +164,9 @@ impl SignIn<'_> {
             _ => None,
         };
         if let Some(reason) = failure {
-            let policy = self.settings.lockout_policy();
-            let locked = self
-                .db
-                .run({
-                    let key = key.clone();
-                    move |conn| LoginAttempt::record_failure(conn, &key, now, &policy)
-                })
-                .await?;
-            self.audit
-                .record(
-                    Event::new(AuditKind::LoginFailed, peer)
-                        .subject(subject)
-                        .detail(reason),
-                )
+            return self
+                .failed(AuditKind::LoginFailed, subject, reason, key, now)
                 .await;
-            if let Some(until) = locked {
-                let detail = format!("locked until {}", crate::view::format_db_time(until));
-                self.audit
-                    .record(
-                        Event::new(AuditKind::LoginLocked, peer)
-                            .subject(subject)
-                            .detail(detail),
-                    )
-                    .await;
-                return Ok(Verdict::Locked(wait_until(until)));
-            }
-            return Ok(Verdict::Invalid);
         }
         if user.as_ref().is_some_and(|u| u.disabled) {
             self.audit
@@ -194,6 +182,121 @@ impl SignIn<'_> {
             return Ok(Verdict::Invalid);
         };
         let id = user.id.clone();
+        let needs_code = self
+            .db
+            .run(move |conn| {
+                if TwoFactor::enabled(conn, &id)?.is_some() {
+                    return Ok(true);
+                }
+                LoginAttempt::clear(conn, &key)?;
+                User::record_login(conn, &id)?;
+                Ok(false)
+            })
+            .await?;
+        if needs_code {
+            return Ok(Verdict::SecondFactor(user));
+        }
+        Ok(Verdict::Accepted(user))
+    }
+
+    /// Checks the second step of a sign-in whose password was right: a code from the
+    /// authenticator app (each 30-second code works once, on any instance) or an unused
+    /// recovery code. Wrong codes count towards the same lockout as wrong passwords.
+    pub async fn check_second_factor(&self, user_id: &str, input: &str) -> Result<Verdict, Error> {
+        let peer = &self.peer;
+        let user_id = user_id.to_string();
+        let found = self
+            .db
+            .run({
+                let id = user_id.clone();
+                move |conn| User::find(conn, &id)
+            })
+            .await?;
+        let Some(user) = found else {
+            return Ok(Verdict::Invalid);
+        };
+        let subject = Who::user(&user.id, &user.username);
+        if let Err(wait) = self.throttle.login(peer.ip) {
+            self.audit
+                .record(
+                    Event::new(AuditKind::TwoFactorFailed, peer)
+                        .subject(subject)
+                        .detail("throttled"),
+                )
+                .await;
+            return Ok(Verdict::Throttled(wait));
+        }
+        if user.disabled {
+            return Ok(Verdict::Disabled);
+        }
+        let now = self.sessions.clock().now();
+        let db_now = self.sessions.clock().db_now();
+        let key = LoginAttempt::key_for_user(&user.id);
+        let wait_until = |until: time::PrimitiveDateTime| {
+            Duration::from_secs((until - db_now).whole_seconds().max(1) as u64)
+        };
+        let input = input.trim().to_string();
+        let as_app_code = two_factor::looks_like_app_code(&input);
+        let outcome = self
+            .db
+            .run({
+                let (id, key) = (user.id.clone(), key.clone());
+                move |conn| {
+                    if let Some(until) = LoginAttempt::locked_until(conn, &key, db_now)? {
+                        return Ok(SecondStep::Locked(until));
+                    }
+                    let Some(tf) = TwoFactor::enabled(conn, &id)? else {
+                        // Turned off (by an admin) since the password step: the password
+                        // alone signs in now.
+                        return Ok(SecondStep::NotNeeded);
+                    };
+                    let result = if input.is_empty() {
+                        SecondStep::Wrong("empty")
+                    } else if as_app_code {
+                        match two_factor::check_code(&tf.secret, &input, now) {
+                            Some(step) if TwoFactor::accept_step(conn, &id, step)? => {
+                                SecondStep::Right
+                            }
+                            Some(_) => SecondStep::Wrong("code_reused"),
+                            None => SecondStep::Wrong("bad_code"),
+                        }
+                    } else if RecoveryCode::redeem(conn, &id, &input, db_now)? {
+                        SecondStep::Recovery(RecoveryCode::remaining(conn, &id)?)
+                    } else {
+                        SecondStep::Wrong("bad_recovery_code")
+                    };
+                    Ok(result)
+                }
+            })
+            .await?;
+        match outcome {
+            SecondStep::Locked(until) => {
+                self.audit
+                    .record(
+                        Event::new(AuditKind::TwoFactorFailed, peer)
+                            .subject(subject)
+                            .detail("locked"),
+                    )
+                    .await;
+                return Ok(Verdict::Locked(wait_until(until)));
+            }
+            SecondStep::Wrong(reason) => {
+                return self
+                    .failed(AuditKind::TwoFactorFailed, subject, reason, key, db_now)
+                    .await;
+            }
+            SecondStep::Recovery(left) => {
+                self.audit
+                    .record(
+                        Event::new(AuditKind::RecoveryCodeUsed, peer)
+                            .by_self(subject)
+                            .detail(format!("{left} left")),
+                    )
+                    .await;
+            }
+            SecondStep::Right | SecondStep::NotNeeded => {}
+        }
+        let id = user.id.clone();
         self.db
             .run(move |conn| {
                 LoginAttempt::clear(conn, &key)?;
@@ -201,6 +304,40 @@ impl SignIn<'_> {
             })
             .await?;
         Ok(Verdict::Accepted(user))
+    }
+
+    /// Counts a failure towards the lockout of `key` and records it: `Locked` if this one
+    /// locked the account (or name), `Invalid` otherwise.
+    async fn failed(
+        &self,
+        kind: AuditKind,
+        subject: Who<'_>,
+        reason: &str,
+        key: String,
+        now: time::PrimitiveDateTime,
+    ) -> Result<Verdict, Error> {
+        let policy = self.settings.lockout_policy();
+        let locked = self
+            .db
+            .run(move |conn| LoginAttempt::record_failure(conn, &key, now, &policy))
+            .await?;
+        let peer = &self.peer;
+        self.audit
+            .record(Event::new(kind, peer).subject(subject).detail(reason))
+            .await;
+        let Some(until) = locked else {
+            return Ok(Verdict::Invalid);
+        };
+        let detail = format!("locked until {}", crate::view::format_db_time(until));
+        self.audit
+            .record(
+                Event::new(AuditKind::LoginLocked, peer)
+                    .subject(subject)
+                    .detail(detail),
+            )
+            .await;
+        let wait = (until - now).whole_seconds().max(1) as u64;
+        Ok(Verdict::Locked(Duration::from_secs(wait)))
     }
 
     /// Records a successful sign-in (after the session exists).

@@ -75,12 +75,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// An authenticator app set up (or being set up) for a user.
+    two_factor (user_id) {
+        user_id -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+        enabled_at -> Nullable<Timestamp>,
+        last_step -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Single-use recovery codes (hashed) for users with two-factor sign-in.
+    recovery_codes (id) {
+        id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(two_factor -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     login_attempts,
     audit_events,
-    api_keys
+    api_keys,
+    two_factor,
+    recovery_codes
 );

@@ -40,11 +40,21 @@ pub enum AuditKind {
     ApiKeyCreated,
     /// An API key was revoked.
     ApiKeyRevoked,
+    /// A user turned on two-factor sign-in.
+    TwoFactorEnabled,
+    /// Two-factor sign-in was turned off (by the user, or reset by an admin).
+    TwoFactorDisabled,
+    /// A second-factor code or recovery code was refused (the reason is in `detail`).
+    TwoFactorFailed,
+    /// A recovery code was used to sign in.
+    RecoveryCodeUsed,
+    /// A user replaced their recovery codes.
+    RecoveryCodesReplaced,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 15] = [
+    pub const ALL: [AuditKind; 20] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -60,6 +70,11 @@ impl AuditKind {
         AuditKind::AdminCreated,
         AuditKind::ApiKeyCreated,
         AuditKind::ApiKeyRevoked,
+        AuditKind::TwoFactorEnabled,
+        AuditKind::TwoFactorDisabled,
+        AuditKind::TwoFactorFailed,
+        AuditKind::RecoveryCodeUsed,
+        AuditKind::RecoveryCodesReplaced,
     ];
 
     /// The stored name.
@@ -80,6 +95,11 @@ impl AuditKind {
             AuditKind::AdminCreated => "admin_created",
             AuditKind::ApiKeyCreated => "api_key_created",
             AuditKind::ApiKeyRevoked => "api_key_revoked",
+            AuditKind::TwoFactorEnabled => "two_factor_enabled",
+            AuditKind::TwoFactorDisabled => "two_factor_disabled",
+            AuditKind::TwoFactorFailed => "two_factor_failed",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
+            AuditKind::RecoveryCodesReplaced => "recovery_codes_replaced",
         }
     }
 

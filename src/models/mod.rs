@@ -4,12 +4,14 @@ mod api_key;
 mod audit;
 mod login_attempt;
 mod session;
+mod two_factor;
 mod user;
 
 pub use api_key::{ApiKey, KeyScope};
 pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
 pub use session::{RevokedSession, Session};
+pub use two_factor::{RecoveryCode, TwoFactor};
 pub use user::{NewUser, Role, SignupConflict, User, UserPage};
 
 /// The current time as stored in the database (UTC, no offset).

@@ -16,7 +16,9 @@ use crate::auth::{Admin, CsrfForm, CsrfToken, Sessions};
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
-use crate::models::{ApiKey, AuditEvent, AuditFilter, AuditKind, LoginAttempt, Role, User};
+use crate::models::{
+    ApiKey, AuditEvent, AuditFilter, AuditKind, LoginAttempt, Role, TwoFactor, User,
+};
 use crate::peer::Peer;
 use crate::view::{format_db_time, page, percent_encode, Page};
 
@@ -36,6 +38,7 @@ pub fn routes() -> Vec<rocket::Route> {
         disable,
         enable,
         unlock,
+        reset_two_factor,
         revoke_sessions,
         revoke_session,
         revoke_api_key,
@@ -141,12 +144,13 @@ async fn user_detail(
 ) -> Result<Page, Error> {
     let now = sessions.clock().db_now();
     let id = id.to_string();
-    let (user, attempts, keys) = db
+    let (user, attempts, keys, two_factor) = db
         .run(move |conn| {
             let user = User::find(conn, &id)?.ok_or(Error::NotFound)?;
             let attempts = LoginAttempt::find(conn, &LoginAttempt::key_for_user(&user.id))?;
             let keys = ApiKey::for_user(conn, &user.id)?;
-            Ok((user, attempts, keys))
+            let two_factor = TwoFactor::enabled(conn, &user.id)?;
+            Ok((user, attempts, keys, two_factor))
         })
         .await?;
     let list = sessions.list_for_user(&user.id).await?;
@@ -173,6 +177,10 @@ async fn user_detail(
                 "last_login_at": user.last_login_at.map(format_db_time).unwrap_or_default(),
                 "locked_until": locked_until,
                 "failed_logins": attempts.map_or(0, |a| a.failures),
+                "two_factor_since": two_factor
+                    .and_then(|t| t.enabled_at)
+                    .map(format_db_time)
+                    .unwrap_or_default(),
             },
             "sessions": list.iter().map(|s| session_view(s, None)).collect::<Vec<_>>(),
             "api_keys": keys.iter().map(|k| key_view(k, now)).collect::<Vec<_>>(),
@@ -376,6 +384,41 @@ async fn unlock(ctx: AdminAction<'_>, id: &str, _form: CsrfForm) -> Result<Flash
         .await?;
     ctx.record(AuditKind::UserUnlocked, &user, None).await;
     Ok(ctx.back(Ok(format!("{} can sign in again.", user.username))))
+}
+
+/// Turns off a user's two-factor sign-in (a lost phone and no recovery codes) and ends their
+/// sessions; their password alone signs them in afterwards.
+#[rocket::post("/admin/users/<id>/two-factor/reset", data = "<_form>")]
+async fn reset_two_factor(
+    ctx: AdminAction<'_>,
+    id: &str,
+    _form: CsrfForm,
+) -> Result<Flash<Redirect>, Error> {
+    let Some(user) = ctx.find_user(id).await? else {
+        return Ok(ctx.back(Err("That user no longer exists.".into())));
+    };
+    let uid = user.id.clone();
+    if !ctx
+        .db
+        .run(move |conn| TwoFactor::remove(conn, &uid))
+        .await?
+    {
+        return Ok(ctx.back(Err(format!(
+            "{} does not use two-factor sign-in.",
+            user.username
+        ))));
+    }
+    ctx.record(
+        AuditKind::TwoFactorDisabled,
+        &user,
+        Some("reset by an administrator".into()),
+    )
+    .await;
+    ctx.end_sessions(&user, "two-factor reset").await?;
+    Ok(ctx.back(Ok(format!(
+        "Two-factor sign-in is off for {}; their password alone signs them in now.",
+        user.username
+    ))))
 }
 
 /// Ends every session of a user.

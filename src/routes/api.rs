@@ -76,34 +76,58 @@ async fn token(
     }
     let user = match signin.check(&login, password).await.map_err(internal)? {
         Verdict::Accepted(user) => user,
-        Verdict::Invalid => {
-            return Err(ApiError::new(
-                Status::Unauthorized,
-                "invalid_grant",
-                "Invalid username or password.",
-            ))
+        Verdict::SecondFactor(user) => {
+            if !body.has("otp") {
+                return Err(ApiError::new(
+                    Status::Unauthorized,
+                    "two_factor_required",
+                    "This account uses two-factor sign-in: send the current code from the \
+                     authenticator app, or a recovery code, as \"otp\".",
+                ));
+            }
+            let otp = body.string("otp")?;
+            match signin
+                .check_second_factor(&user.id, otp)
+                .await
+                .map_err(internal)?
+            {
+                Verdict::Accepted(user) => user,
+                Verdict::Invalid | Verdict::SecondFactor(_) => {
+                    return Err(ApiError::new(
+                        Status::Unauthorized,
+                        "invalid_grant",
+                        "The two-factor code is not right, or was already used.",
+                    ))
+                }
+                other => return Err(refused(other)),
+            }
         }
-        Verdict::Disabled => {
-            return Err(ApiError::new(
-                Status::Unauthorized,
-                "invalid_grant",
-                "This account has been disabled.",
-            ))
-        }
-        Verdict::Locked(wait) => {
-            return Err(ApiError::too_many(
-                wait,
-                "Too many failed sign-ins. Try again later.",
-            ))
-        }
-        Verdict::Throttled(wait) => {
-            return Err(ApiError::too_many(
-                wait,
-                "Too many attempts from your network. Try again later.",
-            ))
-        }
+        other => return Err(refused(other)),
     };
     issue(&signin, &user, false, "api").await
+}
+
+/// The answer to a sign-in that did not succeed.
+fn refused(verdict: Verdict) -> ApiError {
+    match verdict {
+        Verdict::Disabled => ApiError::new(
+            Status::Unauthorized,
+            "invalid_grant",
+            "This account has been disabled.",
+        ),
+        Verdict::Locked(wait) => {
+            ApiError::too_many(wait, "Too many failed sign-ins. Try again later.")
+        }
+        Verdict::Throttled(wait) => ApiError::too_many(
+            wait,
+            "Too many attempts from your network. Try again later.",
+        ),
+        Verdict::Invalid | Verdict::Accepted(_) | Verdict::SecondFactor(_) => ApiError::new(
+            Status::Unauthorized,
+            "invalid_grant",
+            "Invalid username or password.",
+        ),
+    }
 }
 
 async fn issue(signin: &SignIn<'_>, user: &User, read_only: bool, how: &str) -> ApiResult {

@@ -10,14 +10,15 @@ use serde_json::json;
 
 use crate::auth::next::safe_next;
 use crate::auth::signin::{SignIn, Verdict};
-use crate::auth::{CsrfForm, CsrfToken, CurrentUser, PasswordHasher, Sessions, Throttle};
+use crate::auth::two_factor::{PendingSignIn, PENDING_SECS};
+use crate::auth::{Csrf, CsrfForm, CsrfToken, CurrentUser, PasswordHasher, Sessions, Throttle};
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
 use crate::models::{AuditKind, NewUser, Role, SignupConflict, User};
 use crate::peer::Peer;
 use crate::validation::{self, FieldErrors};
-use crate::view::{page, wait_words, FormOutcome, Page, Throttled};
+use crate::view::{page, percent_encode, wait_words, FormOutcome, Page, Throttled};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -228,6 +229,7 @@ async fn login(
     form: CsrfForm,
     csrf: CsrfToken,
     signin: SignIn<'_>,
+    keys: &State<Csrf>,
     jar: &CookieJar<'_>,
 ) -> Result<FormOutcome, Error> {
     let next = next.and_then(safe_next);
@@ -249,6 +251,23 @@ async fn login(
     }
     let user = match signin.check(&login, password).await? {
         Verdict::Accepted(user) => user,
+        Verdict::SecondFactor(user) => {
+            let sessions = signin.sessions();
+            let pending = PendingSignIn {
+                user_id: user.id.clone(),
+                remember,
+                expires: sessions.clock().unix() + PENDING_SECS,
+            };
+            pending.save(jar, keys, sessions.cookie());
+            let target = match next {
+                Some(next) => format!("/login/two-factor?next={}", percent_encode(&next, b"/")),
+                None => "/login/two-factor".to_string(),
+            };
+            return Ok(FormOutcome::Done(Flash::success(
+                Redirect::to(target),
+                "Password accepted. Now enter the code from your authenticator app.",
+            )));
+        }
         Verdict::Throttled(wait) => return Ok(too_many(&csrf, wait)),
         Verdict::Locked(wait) => {
             errors.add(
@@ -275,14 +294,25 @@ async fn login(
             return Ok(FormOutcome::Redo((Status::Forbidden, page)));
         }
     };
+    finish_sign_in(&signin, jar, &user, remember, next, "password").await
+}
+
+/// Starts the session of a sign-in whose checks all passed, and goes to `next` (or `/private`).
+pub(crate) async fn finish_sign_in(
+    signin: &SignIn<'_>,
+    jar: &CookieJar<'_>,
+    user: &User,
+    remember: bool,
+    next: Option<String>,
+    how: &str,
+) -> Result<FormOutcome, Error> {
     let peer = &signin.peer;
     signin
         .sessions()
-        .start(jar, &user, remember, &peer.user_agent, peer.ip)
+        .start(jar, user, remember, &peer.user_agent, peer.ip)
         .await?;
-    signin
-        .record_success(&user, if remember { "remember" } else { "session" })
-        .await;
+    let kind = if remember { "remember" } else { "session" };
+    signin.record_success(user, &format!("{kind}, {how}")).await;
     let target = next.unwrap_or_else(|| "/private".to_string());
     Ok(FormOutcome::Done(Flash::success(
         Redirect::to(target),

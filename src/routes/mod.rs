@@ -8,6 +8,7 @@ pub mod auth;
 pub mod fields;
 pub mod health;
 pub mod pages;
+pub mod two_factor;
 
 pub use fields::Fields;
 
@@ -21,5 +22,6 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(health::routes());
     routes.extend(api::routes());
     routes.extend(api_keys::routes());
+    routes.extend(two_factor::routes());
     routes
 }

@@ -19,3 +19,4 @@ mod pages;
 mod sessions;
 mod signup;
 mod tokens;
+mod two_factor;

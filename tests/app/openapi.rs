@@ -135,10 +135,13 @@ fn responses_have_exactly_the_documented_fields() {
     let request = &spec["paths"]["/api/token"]["post"]["requestBody"]["content"]
         ["application/json"]["schema"]["oneOf"];
     assert_eq!(request.as_array().unwrap().len(), 2);
+    // A request schema: `otp` is optional (only accounts with two-factor sign-in send it).
+    let grant = &spec["components"]["schemas"]["PasswordGrant"];
     assert_eq!(
-        fields(&spec, "PasswordGrant"),
-        ["password", "username"].map(String::from).into()
+        keys(&grant["properties"]),
+        ["otp", "password", "username"].map(String::from).into()
     );
+    assert_eq!(grant["required"], json!(["username", "password"]));
     assert_eq!(
         fields(&spec, "ApiKeyGrant"),
         ["api_key"].map(String::from).into()

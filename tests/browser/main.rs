@@ -18,3 +18,4 @@ mod remember;
 mod signin;
 mod signout;
 mod signup;
+mod two_factor;

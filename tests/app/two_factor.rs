@@ -1,0 +1,459 @@
+//! Two-factor sign-in: setting it up, the code step of a sign-in (app codes once each, recovery
+//! codes, lockout, the signed pending cookie), the API, turning it off and an admin reset.
+
+use latchkey::auth::two_factor::{code_at, new_recovery_codes, new_secret};
+use latchkey::models::{AuditEvent, AuditFilter, Role, TwoFactor, User};
+use rocket::http::{ContentType, Cookie, Status};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Turns two-factor on for `user` straight in the database; returns the secret and the
+/// recovery codes.
+fn enable_for(app: &TestApp, user: &User) -> (String, Vec<String>) {
+    let secret = new_secret();
+    let codes = new_recovery_codes();
+    let now = app.clock().db_now();
+    let mut conn = app.pool().get().unwrap();
+    TwoFactor::begin_setup(&mut conn, &user.id, &secret, now).unwrap();
+    assert!(TwoFactor::enable(&mut conn, &user.id, 0, &codes, now).unwrap());
+    (secret, codes)
+}
+
+/// The code the user's app shows now, by the site's clock.
+fn code_now(app: &TestApp, secret: &str) -> String {
+    code_at(secret, app.clock().now()).unwrap()
+}
+
+/// Moves the clock to the next 30-second step, so the app shows a new code.
+fn next_step(app: &TestApp) {
+    app.clock().advance(time::Duration::seconds(30));
+}
+
+fn enabled(app: &TestApp, user: &User) -> bool {
+    TwoFactor::enabled(&mut app.pool().get().unwrap(), &user.id)
+        .unwrap()
+        .is_some()
+}
+
+fn kinds(app: &TestApp) -> Vec<String> {
+    let filter = AuditFilter::default();
+    AuditEvent::search(&mut app.pool().get().unwrap(), &filter, 1, 1000)
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+/// Signs in with the password and returns the path of the code step it leads to.
+fn password_step(app: &TestApp, username: &str, remember: bool) -> String {
+    let mut fields = vec![("username", username), ("password", PASSWORD)];
+    if remember {
+        fields.push(("remember", "on"));
+    }
+    let response = app.post_form("/login", &fields);
+    assert_eq!(response.status(), Status::SeeOther);
+    assert!(
+        token_from(&response).is_none(),
+        "no session before the code"
+    );
+    location(&response)
+}
+
+#[test]
+fn setting_up_needs_a_code_from_the_app_and_shows_the_recovery_codes_once() {
+    let app = spawn_app();
+    let user = app.sign_in_as("ada", Role::User);
+    let page = app.client.get("/account/two-factor").dispatch();
+    assert_eq!(page.status(), Status::Ok);
+    assert!(page
+        .into_string()
+        .unwrap()
+        .contains("Two-factor sign-in is off"));
+
+    let response = app.post_form("/account/two-factor/setup", &[]);
+    assert_eq!(response.status(), Status::SeeOther);
+    let page = app
+        .client
+        .get("/account/two-factor")
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("<svg"), "a QR code to scan");
+    let secret = TwoFactor::find(&mut app.pool().get().unwrap(), &user.id)
+        .unwrap()
+        .expect("a pending setup")
+        .secret;
+    let grouped: Vec<String> = secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    assert!(page.contains(&grouped.join(" ")), "the key to type in");
+    assert!(!enabled(&app, &user), "not on before a code");
+
+    let wrong = app.post_form("/account/two-factor/enable", &[("code", "000000")]);
+    assert_eq!(wrong.status(), Status::UnprocessableEntity);
+    assert!(wrong
+        .into_string()
+        .unwrap()
+        .contains("That code is not right"));
+    assert!(!enabled(&app, &user));
+
+    let right = app.post_form(
+        "/account/two-factor/enable",
+        &[("code", &code_now(&app, &secret))],
+    );
+    assert_eq!(right.status(), Status::Ok);
+    let body = right.into_string().unwrap();
+    assert!(body.contains("only time they are shown"));
+    assert_eq!(body.matches("<li><code>").count(), 10, "ten recovery codes");
+    assert!(enabled(&app, &user));
+    assert!(kinds(&app).contains(&"two_factor_enabled".to_string()));
+
+    let again = app
+        .client
+        .get("/account/two-factor")
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(again.contains("Two-factor sign-in is on"));
+    assert!(
+        !again.contains("<li><code>"),
+        "the codes are not shown again"
+    );
+    assert!(!again.contains("<svg"), "nor the secret");
+}
+
+#[test]
+fn signing_in_takes_the_password_then_a_code() {
+    let app = spawn_app();
+    let user = app.create_user("grace", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+
+    let step = password_step(&app, "grace", false);
+    assert_eq!(step, "/login/two-factor");
+    assert_eq!(
+        app.client.get("/private").dispatch().status(),
+        Status::SeeOther,
+        "the password alone does not sign in"
+    );
+    let page = app.client.get(step).dispatch();
+    assert_eq!(page.status(), Status::Ok);
+    assert!(page.into_string().unwrap().contains("authenticator app"));
+
+    let wrong = app.post_form("/login/two-factor", &[("code", "123456")]);
+    assert_eq!(wrong.status(), Status::UnprocessableEntity);
+    assert!(token_from(&wrong).is_none());
+    assert!(wrong
+        .into_string()
+        .unwrap()
+        .contains("That code is not right"));
+
+    let right = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    assert_eq!(right.status(), Status::SeeOther);
+    assert_eq!(location(&right), "/private");
+    assert!(token_from(&right).is_some());
+    assert_eq!(app.client.get("/private").dispatch().status(), Status::Ok);
+    let last_login = User::find(&mut app.pool().get().unwrap(), &user.id)
+        .unwrap()
+        .unwrap()
+        .last_login_at;
+    assert!(last_login.is_some(), "stamped once both steps passed");
+}
+
+#[test]
+fn the_code_step_keeps_next_and_remember_me() {
+    let app = spawn_app();
+    let user = app.create_user("hedy", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+    let response = app.post_form(
+        "/login?next=/account/sessions",
+        &[
+            ("username", "hedy"),
+            ("password", PASSWORD),
+            ("remember", "on"),
+        ],
+    );
+    assert_eq!(
+        location(&response),
+        "/login/two-factor?next=/account/sessions"
+    );
+    let response = app.post_form(
+        "/login/two-factor?next=/account/sessions",
+        &[("code", &code_now(&app, &secret))],
+    );
+    assert_eq!(location(&response), "/account/sessions");
+    let cookie = session_set_cookie(&response, COOKIE).expect("session cookie");
+    assert!(cookie.contains("Max-Age="), "remember me: {cookie}");
+}
+
+#[test]
+fn each_code_works_once() {
+    let app = spawn_app();
+    let user = app.create_user("linus", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+    let code = code_now(&app, &secret);
+    password_step(&app, "linus", false);
+    let first = app.post_form("/login/two-factor", &[("code", &code)]);
+    assert_eq!(first.status(), Status::SeeOther);
+    app.logout();
+
+    password_step(&app, "linus", false);
+    let replay = app.post_form("/login/two-factor", &[("code", &code)]);
+    assert_eq!(
+        replay.status(),
+        Status::UnprocessableEntity,
+        "a replayed code"
+    );
+    next_step(&app);
+    let fresh = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    assert_eq!(fresh.status(), Status::SeeOther, "the next code works");
+}
+
+#[test]
+fn wrong_codes_lock_the_account_like_wrong_passwords() {
+    let app = spawn_app_with(|f| f.merge(("lockout_threshold", 3)));
+    let user = app.create_user("mallory", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+    password_step(&app, "mallory", false);
+    for _ in 0..2 {
+        let r = app.post_form("/login/two-factor", &[("code", "111111")]);
+        assert_eq!(r.status(), Status::UnprocessableEntity);
+    }
+    let locked = app.post_form("/login/two-factor", &[("code", "222222")]);
+    assert_eq!(locked.status(), Status::TooManyRequests);
+    assert!(locked.headers().get_one("Retry-After").is_some());
+    let right_but_locked =
+        app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    assert_eq!(right_but_locked.status(), Status::TooManyRequests);
+    assert!(token_from(&right_but_locked).is_none());
+    // The right password does not clear the count while a code is owed.
+    let again = app.post_form("/login", &[("username", "mallory"), ("password", PASSWORD)]);
+    assert_eq!(again.status(), Status::TooManyRequests);
+    let events = kinds(&app);
+    assert!(events.contains(&"two_factor_failed".to_string()));
+    assert!(events.contains(&"login_locked".to_string()));
+}
+
+#[test]
+fn a_recovery_code_signs_in_once() {
+    let app = spawn_app();
+    let user = app.create_user("margaret", Role::User);
+    let (_, codes) = enable_for(&app, &user);
+    password_step(&app, "margaret", false);
+    let typed = codes[3].to_uppercase().replace('-', " ");
+    let response = app.post_form("/login/two-factor", &[("code", &typed)]);
+    assert_eq!(
+        response.status(),
+        Status::SeeOther,
+        "case and separators do not matter"
+    );
+    assert!(kinds(&app).contains(&"recovery_code_used".to_string()));
+    app.logout();
+
+    password_step(&app, "margaret", false);
+    let reused = app.post_form("/login/two-factor", &[("code", &codes[3])]);
+    assert_eq!(reused.status(), Status::UnprocessableEntity);
+    let other = app.post_form("/login/two-factor", &[("code", &codes[4])]);
+    assert_eq!(other.status(), Status::SeeOther);
+}
+
+#[test]
+fn the_code_step_needs_a_genuine_recent_password_step() {
+    let app = spawn_app();
+    let user = app.create_user("eve", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+
+    let response = app.client.get("/login/two-factor").dispatch();
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response), "/login");
+    let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    assert_eq!(
+        location(&response),
+        "/login",
+        "no password step, no sign-in"
+    );
+    assert!(token_from(&response).is_none());
+
+    // A forged pending cookie (the user id with a made-up signature, or a longer expiry).
+    for forged in [
+        format!("{}.0.9999999999.AAAA", user.id),
+        format!("{}.1.9999999999.{}", user.id, "x".repeat(43)),
+    ] {
+        app.client
+            .cookies()
+            .add(Cookie::new("latchkey_2fa", forged));
+        let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+        assert_eq!(location(&response), "/login");
+        assert!(token_from(&response).is_none());
+    }
+
+    // A genuine one, five minutes and more later.
+    password_step(&app, "eve", false);
+    app.clock().advance(time::Duration::seconds(301));
+    let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    assert_eq!(location(&response), "/login");
+    assert!(token_from(&response).is_none());
+}
+
+#[test]
+fn the_api_asks_for_the_code_as_otp() {
+    let app = spawn_app();
+    let user = app.create_user("api_user", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+    let post = |body: Value| {
+        let response = app
+            .client
+            .post("/api/token")
+            .header(ContentType::JSON)
+            .body(body.to_string())
+            .dispatch();
+        let status = response.status();
+        let json: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+        (status, json)
+    };
+    let (status, body) = post(json!({"username": "api_user", "password": PASSWORD}));
+    assert_eq!(status, Status::Unauthorized);
+    assert_eq!(body["error"], "two_factor_required");
+    let (status, body) =
+        post(json!({"username": "api_user", "password": PASSWORD, "otp": "000000"}));
+    assert_eq!(status, Status::Unauthorized);
+    assert_eq!(body["error"], "invalid_grant");
+    let (status, body) = post(
+        json!({"username": "api_user", "password": "wrong-password-1", "otp": code_now(&app, &secret)}),
+    );
+    assert_eq!(
+        status,
+        Status::Unauthorized,
+        "the code does not stand in for the password"
+    );
+    assert_eq!(body["error"], "invalid_grant");
+    let (status, body) =
+        post(json!({"username": "api_user", "password": PASSWORD, "otp": code_now(&app, &secret)}));
+    assert_eq!(status, Status::Ok, "{body}");
+    assert!(body["access_token"].as_str().is_some());
+    let (status, body) = post(json!({"username": "api_user", "password": PASSWORD, "otp": 123456}));
+    assert_eq!(status, Status::BadRequest, "otp must be a string: {body}");
+}
+
+#[test]
+fn turning_it_off_takes_the_password_and_a_code() {
+    let app = spawn_app();
+    let user = app.sign_in_as("barbara", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+
+    let wrong_password = app.post_form(
+        "/account/two-factor/disable",
+        &[
+            ("password", "not-my-password-9"),
+            ("code", &code_now(&app, &secret)),
+        ],
+    );
+    assert_eq!(wrong_password.status(), Status::UnprocessableEntity);
+    assert!(enabled(&app, &user));
+    next_step(&app);
+    let no_code = app.post_form(
+        "/account/two-factor/disable",
+        &[("password", PASSWORD), ("code", "")],
+    );
+    assert_eq!(no_code.status(), Status::UnprocessableEntity);
+    assert!(enabled(&app, &user));
+
+    next_step(&app);
+    let off = app.post_form(
+        "/account/two-factor/disable",
+        &[("password", PASSWORD), ("code", &code_now(&app, &secret))],
+    );
+    assert_eq!(off.status(), Status::SeeOther);
+    assert!(!enabled(&app, &user));
+    assert!(kinds(&app).contains(&"two_factor_disabled".to_string()));
+    app.logout();
+    let response = app.login("barbara", PASSWORD);
+    assert_eq!(location(&response), "/private", "the password alone again");
+}
+
+#[test]
+fn new_recovery_codes_replace_the_old_ones() {
+    let app = spawn_app();
+    let user = app.sign_in_as("frances", Role::User);
+    let (secret, old) = enable_for(&app, &user);
+    let response = app.post_form(
+        "/account/two-factor/recovery-codes",
+        &[("code", &code_now(&app, &secret))],
+    );
+    assert_eq!(response.status(), Status::Ok);
+    let body = response.into_string().unwrap();
+    assert_eq!(body.matches("<li><code>").count(), 10);
+    assert!(!body.contains(&old[0]));
+    let fresh = body
+        .split("<li><code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .unwrap()
+        .to_string();
+    app.logout();
+    password_step(&app, "frances", false);
+    let stale = app.post_form("/login/two-factor", &[("code", &old[0])]);
+    assert_eq!(stale.status(), Status::UnprocessableEntity);
+    let works = app.post_form("/login/two-factor", &[("code", &fresh)]);
+    assert_eq!(works.status(), Status::SeeOther);
+    assert!(kinds(&app).contains(&"recovery_codes_replaced".to_string()));
+}
+
+#[test]
+fn an_admin_can_turn_it_off_for_a_user_who_lost_their_phone() {
+    let app = spawn_app();
+    let user = app.create_user("rosalind", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+    // The user is signed in (both steps) when the phone is lost.
+    password_step(&app, "rosalind", false);
+    let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    let user_token = token_from(&response).expect("signed in");
+    drop(response);
+
+    app.sign_in_as("chief", Role::Admin);
+    let detail = app
+        .client
+        .get(format!("/admin/users/{}", user.id))
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(detail.contains("On since"));
+    let response = app.post_form(&format!("/admin/users/{}/two-factor/reset", user.id), &[]);
+    assert_eq!(response.status(), Status::SeeOther);
+    assert!(!enabled(&app, &user));
+    assert!(kinds(&app).contains(&"two_factor_disabled".to_string()));
+    assert_eq!(
+        time_until_refused(
+            &app.client,
+            "/private",
+            &user_token,
+            std::time::Duration::from_secs(2)
+        )
+        .map(|_| ()),
+        Some(()),
+        "the user's sessions end"
+    );
+    let again = app.post_form(&format!("/admin/users/{}/two-factor/reset", user.id), &[]);
+    assert_eq!(
+        again.status(),
+        Status::SeeOther,
+        "a clear message, not an error"
+    );
+    app.logout();
+    let response = app.login("rosalind", PASSWORD);
+    assert_eq!(location(&response), "/private");
+}
+
+#[test]
+fn users_without_two_factor_sign_in_as_before() {
+    let app = spawn_app();
+    app.create_user("plain", Role::User);
+    let response = app.login("plain", PASSWORD);
+    assert_eq!(location(&response), "/private");
+    assert!(token_from(&response).is_some());
+    let response = app.client.get("/login/two-factor").dispatch();
+    assert_eq!(location(&response), "/login");
+}
