@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `create-admin`, `keys rotate|list`, `migrate`.
+//! The command line: `serve` (the default), `create-admin`, `reset-two-factor`,
+//! `keys rotate|list`, `migrate`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use crate::auth::{Keyring, PasswordHasher};
 use crate::config::Settings;
 use crate::db::{self, Db};
 use crate::error::Error;
-use crate::models::{NewUser, Role, User};
+use crate::models::{AuditKind, NewUser, Role, Session, TwoFactor, User};
 use crate::validation;
 
 /// latchkey: sign-up, sign-in and role-based access, served over HTTP.
@@ -36,6 +37,13 @@ pub enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Turn off a user's two-factor sign-in (a lost phone, and no admin who can do it from the
+    /// panel) and end their sessions.
+    ResetTwoFactor {
+        /// Username or email.
+        #[arg(long)]
+        username: String,
+    },
     /// Manage the token signing keys.
     Keys {
         /// What to do with the keys.
@@ -60,6 +68,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::CreateAdmin { username, email } => create_admin(&username, &email),
+        Command::ResetTwoFactor { username } => reset_two_factor(&username),
         Command::Keys {
             action: KeysAction::Rotate,
         } => rotate_keys(),
@@ -210,7 +219,7 @@ fn create_admin(username: &str, email: &str) -> Result<(), Error> {
     match User::create(&mut conn, &new)? {
         Ok(user) => {
             let peer = crate::peer::Peer::default();
-            crate::events::Event::new(crate::models::AuditKind::AdminCreated, &peer)
+            crate::events::Event::new(AuditKind::AdminCreated, &peer)
                 .subject(crate::events::Who::user(&user.id, &user.username))
                 .detail("created with latchkey create-admin")
                 .record_with(&mut conn, &crate::clock::Clock::default())?;
@@ -221,4 +230,31 @@ fn create_admin(username: &str, email: &str) -> Result<(), Error> {
             "username {username} or email {email} was taken meanwhile"
         ))),
     }
+}
+
+fn reset_two_factor(login: &str) -> Result<(), Error> {
+    let settings = settings()?;
+    let db = Db::new(&settings);
+    let mut conn = db.get()?;
+    db::run_migrations(&mut conn)?;
+    let user = User::find_by_login(&mut conn, login.trim())?
+        .ok_or_else(|| Error::Config(format!("no user is called {login}")))?;
+    if !TwoFactor::remove(&mut conn, &user.id)? {
+        return Err(Error::Config(format!(
+            "{} does not use two-factor sign-in",
+            user.username
+        )));
+    }
+    // The running instances pick the revocations up within a second.
+    let ended = Session::revoke_all_for_user(&mut conn, &user.id, None)?.len();
+    let peer = crate::peer::Peer::default();
+    crate::events::Event::new(AuditKind::TwoFactorDisabled, &peer)
+        .subject(crate::events::Who::user(&user.id, &user.username))
+        .detail("reset with latchkey reset-two-factor")
+        .record_with(&mut conn, &crate::clock::Clock::default())?;
+    println!(
+        "two-factor sign-in is off for {}; {ended} session(s) ended",
+        user.username
+    );
+    Ok(())
 }

@@ -167,3 +167,73 @@ fn an_unreachable_database_is_reported_plainly() {
     assert!(!err.contains("hunter2"), "password not printed");
     assert!(!err.contains("panicked"));
 }
+
+#[test]
+fn reset_two_factor_turns_it_off_and_ends_the_sessions() {
+    use latchkey::auth::two_factor::{code_at, new_recovery_codes, new_secret};
+    use latchkey::models::TwoFactor;
+
+    let app = spawn_app();
+    let user = app.create_user("lostphone", Role::Admin);
+    let secret = new_secret();
+    {
+        let now = app.clock().db_now();
+        let mut conn = app.pool().get().unwrap();
+        TwoFactor::begin_setup(&mut conn, &user.id, &secret, now).unwrap();
+        TwoFactor::enable(&mut conn, &user.id, 0, &new_recovery_codes(), now).unwrap();
+    }
+    assert_eq!(
+        location(&app.login("lostphone", PASSWORD)),
+        "/login/two-factor"
+    );
+    let code = code_at(&secret, app.clock().now()).unwrap();
+    let response = app.post_form("/login/two-factor", &[("code", &code)]);
+    let token = token_from(&response).expect("signed in with both steps");
+    drop(response);
+
+    let out = latchkey(
+        app.db.url(),
+        app.dir.path(),
+        &["reset-two-factor", "--username", "lostphone"],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("two-factor sign-in is off for lostphone; 1 session(s) ended")
+    );
+    assert!(TwoFactor::find(&mut app.pool().get().unwrap(), &user.id)
+        .unwrap()
+        .is_none());
+    assert!(
+        time_until_refused(
+            &app.client,
+            "/private",
+            &token,
+            std::time::Duration::from_secs(2)
+        )
+        .is_some(),
+        "the session ended on the running instance"
+    );
+    assert_eq!(
+        location(&app.login("lostphone", PASSWORD)),
+        "/private",
+        "the password alone signs in"
+    );
+
+    let again = latchkey(
+        app.db.url(),
+        app.dir.path(),
+        &["reset-two-factor", "--username", "lostphone"],
+        "",
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("does not use two-factor sign-in"));
+    let unknown = latchkey(
+        app.db.url(),
+        app.dir.path(),
+        &["reset-two-factor", "--username", "nobody"],
+        "",
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("no user is called nobody"));
+}
