@@ -182,9 +182,16 @@ impl PendingSignIn {
         Some(pending)
     }
 
-    /// Removes the cookie.
+    /// Removes the cookie (with the flags it was set with: a `__Host-` cookie is only replaced
+    /// by a `Secure` one).
     pub fn clear(jar: &CookieJar<'_>, cookie: &SessionCookie) {
-        jar.remove(Cookie::build(PendingSignIn::cookie_name(cookie)).path("/"));
+        jar.remove(
+            Cookie::build(PendingSignIn::cookie_name(cookie))
+                .path("/")
+                .http_only(true)
+                .secure(cookie.is_secure())
+                .same_site(SameSite::Strict),
+        );
     }
 }
 

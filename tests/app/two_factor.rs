@@ -457,3 +457,35 @@ fn users_without_two_factor_sign_in_as_before() {
     let response = app.client.get("/login/two-factor").dispatch();
     assert_eq!(location(&response), "/login");
 }
+
+#[test]
+fn with_secure_cookies_the_pending_cookie_is_host_prefixed_and_strict() {
+    let app = spawn_app_with(|f| f.merge(("cookie_secure", true)));
+    let user = app.create_user("secure_sam", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+    let response = app.post_form(
+        "/login",
+        &[("username", "secure_sam"), ("password", PASSWORD)],
+    );
+    let pending = session_set_cookie(&response, "__Host-latchkey_2fa").expect("pending cookie");
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(pending.contains(flag), "{flag} in {pending}");
+    }
+    assert!(
+        !pending.contains("Max-Age"),
+        "ends with the browser: {pending}"
+    );
+    drop(response);
+    let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    assert_eq!(location(&response), "/private");
+    let removal = session_set_cookie(&response, "__Host-latchkey_2fa").expect("removed");
+    assert!(
+        removal.contains("Secure"),
+        "a __Host- removal must be Secure: {removal}"
+    );
+    assert!(
+        removal.contains("Max-Age=0") || removal.contains("Expires=Thu, 01 Jan 1970"),
+        "{removal}"
+    );
+    assert!(session_set_cookie(&response, "__Host-latchkey").is_some());
+}
