@@ -284,6 +284,7 @@ async fn enable(
     form: CsrfForm,
     csrf: CsrfToken,
     db: &State<Db>,
+    hasher: &State<PasswordHasher>,
     sessions: &State<Sessions>,
     throttle: &State<Throttle>,
     audit: &State<Audit>,
@@ -299,13 +300,20 @@ async fn enable(
             "There is no setup to finish. Start again with \"Set up two-factor sign-in\".",
         ))));
     };
-    let input = form.get("code").to_string();
-    let Some(step) = two_factor::check_code(&row.secret, &input, sessions.clock().now()) else {
-        let mut errors = FieldErrors::new();
+    // The password too, so a session left open somewhere cannot tie the account to a stranger's
+    // phone.
+    let mut errors = FieldErrors::new();
+    if !password_ok(db, hasher, &user.id, form.get("password")).await? {
+        errors.add("password", "That is not your password.");
+    }
+    let step = two_factor::check_code(&row.secret, form.get("code"), sessions.clock().now());
+    if step.is_none() {
         errors.add(
             "code",
             "That code is not right. Enter the 6-digit code your app shows now.",
         );
+    }
+    let (Some(step), true) = (step, errors.is_empty()) else {
         return Ok(Err(redo(db, &user, &csrf, &errors, None).await?));
     };
     let codes = two_factor::new_recovery_codes();
@@ -327,6 +335,24 @@ async fn enable(
         .await;
     let shown = settings_page(db, &user, None, &csrf, &FieldErrors::new(), Some(&codes)).await?;
     Ok(Ok(shown))
+}
+
+/// Whether `password` is the user's password (bounded before hashing, like every check).
+async fn password_ok(
+    db: &Db,
+    hasher: &PasswordHasher,
+    user_id: &str,
+    password: &str,
+) -> Result<bool, Error> {
+    if password.is_empty() || password.chars().count() > PASSWORD_MAX_CHARS {
+        return Ok(false);
+    }
+    let id = user_id.to_string();
+    let stored = db
+        .run(move |conn| User::find(conn, &id))
+        .await?
+        .map(|u| u.password_hash);
+    hasher.verify(password.to_string(), stored).await
 }
 
 /// Checks a current app code for a change on the settings page (each code works once).
@@ -408,22 +434,9 @@ async fn disable(
     if let Some((errors, wait)) = throttled(throttle, &user) {
         return redo(db, &user, &csrf, &errors, Some(wait)).await;
     }
-    let id = user.id.clone();
-    let Some(row) = db.run(move |conn| User::find(conn, &id)).await? else {
-        return Ok(FormOutcome::Done(Flash::error(
-            Redirect::to("/login"),
-            "Your account no longer exists.",
-        )));
-    };
-    let password = form.get("password").to_string();
     let input = form.get("code").trim().to_string();
     let mut errors = FieldErrors::new();
-    let password_ok = !password.is_empty()
-        && password.chars().count() <= PASSWORD_MAX_CHARS
-        && hasher
-            .verify(password, Some(row.password_hash.clone()))
-            .await?;
-    if !password_ok {
+    if !password_ok(db, hasher, &user.id, form.get("password")).await? {
         errors.add("password", "That is not your password.");
     }
     let code_ok = if input.is_empty() {

@@ -93,17 +93,31 @@ fn setting_up_needs_a_code_from_the_app_and_shows_the_recovery_codes_once() {
     assert!(page.contains(&grouped.join(" ")), "the key to type in");
     assert!(!enabled(&app, &user), "not on before a code");
 
-    let wrong = app.post_form("/account/two-factor/enable", &[("code", "000000")]);
+    let wrong = app.post_form(
+        "/account/two-factor/enable",
+        &[("code", "000000"), ("password", PASSWORD)],
+    );
     assert_eq!(wrong.status(), Status::UnprocessableEntity);
     assert!(wrong
         .into_string()
         .unwrap()
         .contains("That code is not right"));
     assert!(!enabled(&app, &user));
+    // A session left open is not enough: the password is asked for too.
+    let no_password = app.post_form(
+        "/account/two-factor/enable",
+        &[("code", &code_now(&app, &secret)), ("password", "")],
+    );
+    assert_eq!(no_password.status(), Status::UnprocessableEntity);
+    assert!(no_password
+        .into_string()
+        .unwrap()
+        .contains("That is not your password."));
+    assert!(!enabled(&app, &user));
 
     let right = app.post_form(
         "/account/two-factor/enable",
-        &[("code", &code_now(&app, &secret))],
+        &[("code", &code_now(&app, &secret)), ("password", PASSWORD)],
     );
     assert_eq!(right.status(), Status::Ok);
     let body = right.into_string().unwrap();

@@ -30,6 +30,7 @@ async fn two_factor_is_set_up_from_the_account_page_and_asked_for_at_sign_in() {
             // What the authenticator app would show for that key now.
             let code = code_at(&key, time::OffsetDateTime::now_utc()).unwrap();
             browser.fill("code", &code).await;
+            browser.fill("password", PASSWORD).await;
             browser
                 .click("form[action='/account/two-factor/enable'] button")
                 .await;
