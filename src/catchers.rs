@@ -145,9 +145,18 @@ async fn default(status: Status, req: &Request<'_>) -> Caught {
     if status == Status::Forbidden && req.local_cache(|| None::<CsrfRejected>).is_some() {
         message = "This form has expired or was sent from another site, so nothing was changed. \
                    Reload the page and try again.";
-    } else if status == Status::Forbidden && req.local_cache(|| None::<AdminRequired>).is_some() {
-        message = "This page is for administrators. If you need it, ask an administrator \
-                   for access.";
+    } else if status == Status::Forbidden {
+        match req.local_cache(|| None::<AdminRequired>) {
+            Some(AdminRequired::Role) => {
+                message = "This page is for administrators. If you need it, ask an \
+                           administrator for access.";
+            }
+            Some(AdminRequired::TwoFactor) => {
+                message = "The admin panel asks for two-factor sign-in. Turn it on under \
+                           Account, then sign out and sign in again with a code.";
+            }
+            None => {}
+        }
     }
     let csrf = match req.guard::<CsrfToken>().await {
         rocket::outcome::Outcome::Success(token) => token,

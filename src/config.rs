@@ -71,6 +71,8 @@ pub struct Settings {
     /// When set, every response carries `X-Instance: <name>` (to see which instance answered
     /// behind a load balancer).
     pub instance_name: Option<String>,
+    /// The admin panel (and the admin API) only for sessions that passed two-factor sign-in.
+    pub admin_requires_two_factor: bool,
 }
 
 impl Default for Settings {
@@ -104,6 +106,7 @@ impl Default for Settings {
             hash_concurrency: 0,
             static_dir: "static".into(),
             instance_name: None,
+            admin_requires_two_factor: false,
         }
     }
 }

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use super::sessions::Sessions;
 use super::{Claims, TokenError};
+use crate::config::Settings;
 use crate::events;
 use crate::models::Role;
 
@@ -38,6 +39,8 @@ pub struct CurrentUser {
     pub via: Via,
     /// A token from a read-only API key: GET requests only.
     pub read_only: bool,
+    /// The session's sign-in passed two-factor (`amr` has `otp`).
+    pub two_factor: bool,
 }
 
 /// Where a request's token came from.
@@ -64,6 +67,7 @@ impl CurrentUser {
             token_id: claims.jti.clone(),
             via,
             read_only: claims.scp.as_deref() == Some("read"),
+            two_factor: claims.amr.iter().any(|m| m == "otp"),
         }
     }
 }
@@ -213,9 +217,15 @@ impl<'r> FromRequest<'r> for CurrentUser {
 pub struct Admin(pub CurrentUser);
 
 /// Set in the request cache when [`Admin`] refuses a signed-in user, so the 403 page can say
-/// the page is for administrators.
-#[derive(Debug, Clone, Copy)]
-pub struct AdminRequired;
+/// why: the page is for administrators, or (with `admin_requires_two_factor`) for
+/// administrators signed in with two-factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRequired {
+    /// The user is not an administrator.
+    Role,
+    /// An administrator whose session did not pass two-factor sign-in.
+    TwoFactor,
+}
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Admin {
@@ -223,11 +233,18 @@ impl<'r> FromRequest<'r> for Admin {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let user = try_outcome!(req.guard::<CurrentUser>().await);
-        if user.role == Role::Admin {
-            Outcome::Success(Admin(user))
-        } else {
-            req.local_cache(|| Some(AdminRequired));
+        let needs_two_factor = req
+            .rocket()
+            .state::<Settings>()
+            .is_some_and(|s| s.admin_requires_two_factor);
+        if user.role != Role::Admin {
+            req.local_cache(|| Some(AdminRequired::Role));
             Outcome::Error((Status::Forbidden, AuthFailure::MissingRole))
+        } else if needs_two_factor && !user.two_factor {
+            req.local_cache(|| Some(AdminRequired::TwoFactor));
+            Outcome::Error((Status::Forbidden, AuthFailure::MissingRole))
+        } else {
+            Outcome::Success(Admin(user))
         }
     }
 }

@@ -77,11 +77,14 @@ impl Sessions {
     }
 
     /// Signs `user` in: a session row, a token, the cookie (persistent only with `remember`).
+    /// `two_factor` says the sign-in passed a second factor; the session's tokens carry it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         &self,
         jar: &CookieJar<'_>,
         user: &User,
         remember: bool,
+        two_factor: bool,
         user_agent: &str,
         ip: Option<IpAddr>,
     ) -> Result<Session, Error> {
@@ -91,9 +94,10 @@ impl Sessions {
             self.lifetime
         };
         let session = self
-            .insert_row(user, lifetime, remember, user_agent, ip)
+            .insert_row(user, lifetime, remember, two_factor, user_agent, ip)
             .await?;
-        self.set_cookie(jar, &Subject::of(user, &session.id, false), &session)?;
+        let subject = Subject::of(user, &session.id, false).with_two_factor(two_factor);
+        self.set_cookie(jar, &subject, &session)?;
         Ok(session)
     }
 
@@ -103,10 +107,11 @@ impl Sessions {
         user: &User,
         lifetime: Duration,
         remember: bool,
+        two_factor: bool,
         user_agent: &str,
         ip: Option<IpAddr>,
     ) -> Result<Session, Error> {
-        let session = Session::new(
+        let mut session = Session::new(
             &user.id,
             self.clock.db_now(),
             lifetime,
@@ -114,6 +119,7 @@ impl Sessions {
             user_agent,
             &ip.map(|ip| ip.to_string()).unwrap_or_default(),
         );
+        session.two_factor = two_factor;
         let row = session.clone();
         self.db.run(move |conn| row.insert(conn)).await?;
         Ok(session)
@@ -141,14 +147,15 @@ impl Sessions {
         &self,
         user: &User,
         read_only: bool,
+        two_factor: bool,
         user_agent: &str,
         ip: Option<IpAddr>,
     ) -> Result<(String, Claims), Error> {
         let lifetime = Duration::seconds(self.tokens.ttl_secs());
         let session = self
-            .insert_row(user, lifetime, false, user_agent, ip)
+            .insert_row(user, lifetime, false, two_factor, user_agent, ip)
             .await?;
-        let subject = Subject::of(user, &session.id, read_only);
+        let subject = Subject::of(user, &session.id, read_only).with_two_factor(two_factor);
         self.tokens
             .issue(&subject, self.clock.now(), session.expires_at.assume_utc())
     }
@@ -182,7 +189,7 @@ impl Sessions {
         let Some((session, user)) = found else {
             return Ok(None);
         };
-        let subject = Subject::of(&user, &session.id, false);
+        let subject = Subject::of(&user, &session.id, false).with_two_factor(session.two_factor);
         let claims = self.set_cookie(jar, &subject, &session)?;
         Ok(Some(CurrentUser::from_claims(
             &claims,

@@ -20,6 +20,8 @@ use crate::validation::PASSWORD_MAX_CHARS;
 pub enum Verdict {
     /// Right password, enabled account; the failure count is cleared.
     Accepted(User),
+    /// Right password and right second factor (the code step); the failure count is cleared.
+    Verified(User),
     /// Wrong password or unknown name (never says which).
     Invalid,
     /// Locked after too many failures; try again after this long.
@@ -296,6 +298,7 @@ impl SignIn<'_> {
             }
             SecondStep::Right | SecondStep::NotNeeded => {}
         }
+        let verified = !matches!(outcome, SecondStep::NotNeeded);
         let id = user.id.clone();
         self.db
             .run(move |conn| {
@@ -303,7 +306,11 @@ impl SignIn<'_> {
                 User::record_login(conn, &id)
             })
             .await?;
-        Ok(Verdict::Accepted(user))
+        Ok(if verified {
+            Verdict::Verified(user)
+        } else {
+            Verdict::Accepted(user)
+        })
     }
 
     /// Counts a failure towards the lockout of `key` and records it: `Locked` if this one

@@ -50,6 +50,10 @@ pub struct Claims {
     /// `read` for tokens from a read-only API key (GET requests only); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<String>,
+    /// How the session's sign-in was authenticated (RFC 8176): `["pwd", "otp"]` after
+    /// two-factor sign-in; absent after a password (or an API key) alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// Why a token was not accepted.
@@ -76,6 +80,8 @@ pub struct Subject<'a> {
     pub session_id: &'a str,
     /// A read-only token (from a read-only API key).
     pub read_only: bool,
+    /// The session's sign-in passed two-factor.
+    pub two_factor: bool,
 }
 
 /// Most verified tokens remembered; the cache is emptied when it fills.
@@ -91,7 +97,14 @@ impl<'a> Subject<'a> {
             role: user.role(),
             session_id,
             read_only,
+            two_factor: false,
         }
+    }
+
+    /// The same subject, marked as having passed two-factor sign-in (or not).
+    pub fn with_two_factor(mut self, two_factor: bool) -> Subject<'a> {
+        self.two_factor = two_factor;
+        self
     }
 }
 
@@ -178,6 +191,11 @@ impl Tokens {
             exp: (now + self.ttl_secs).min(not_after.unix_timestamp()),
             jti: uuid::Uuid::new_v4().to_string(),
             scp: subject.read_only.then(|| "read".to_string()),
+            amr: if subject.two_factor {
+                vec!["pwd".to_string(), "otp".to_string()]
+            } else {
+                Vec::new()
+            },
         };
         let token = self.sign(&claims)?;
         Ok((token, claims))

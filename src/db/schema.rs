@@ -29,6 +29,7 @@ diesel::table! {
         user_agent -> Text,
         ip -> Text,
         revoked_at -> Nullable<Timestamp>,
+        two_factor -> Bool,
     }
 }
 

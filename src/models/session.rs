@@ -32,6 +32,8 @@ pub struct Session {
     pub ip: String,
     /// When it was revoked, by the database's clock.
     pub revoked_at: Option<PrimitiveDateTime>,
+    /// The sign-in passed two-factor (password and a code).
+    pub two_factor: bool,
 }
 
 /// A revoked session as the revocation list needs it.
@@ -64,6 +66,7 @@ impl Session {
             user_agent: user_agent.chars().take(MAX_USER_AGENT).collect(),
             ip: ip.to_string(),
             revoked_at: None,
+            two_factor: false,
         }
     }
 

@@ -74,8 +74,8 @@ async fn token(
             "Field \"username\" must not be empty.",
         ));
     }
-    let user = match signin.check(&login, password).await.map_err(internal)? {
-        Verdict::Accepted(user) => user,
+    let (user, two_factor) = match signin.check(&login, password).await.map_err(internal)? {
+        Verdict::Accepted(user) | Verdict::Verified(user) => (user, false),
         Verdict::SecondFactor(user) => {
             if !body.has("otp") {
                 return Err(ApiError::new(
@@ -91,7 +91,8 @@ async fn token(
                 .await
                 .map_err(internal)?
             {
-                Verdict::Accepted(user) => user,
+                Verdict::Verified(user) => (user, true),
+                Verdict::Accepted(user) => (user, false),
                 Verdict::Invalid | Verdict::SecondFactor(_) => {
                     return Err(ApiError::new(
                         Status::Unauthorized,
@@ -104,7 +105,8 @@ async fn token(
         }
         other => return Err(refused(other)),
     };
-    issue(&signin, &user, false, "api").await
+    let how = if two_factor { "api, two-factor" } else { "api" };
+    issue(&signin, &user, false, two_factor, how).await
 }
 
 /// The answer to a sign-in that did not succeed.
@@ -122,7 +124,10 @@ fn refused(verdict: Verdict) -> ApiError {
             wait,
             "Too many attempts from your network. Try again later.",
         ),
-        Verdict::Invalid | Verdict::Accepted(_) | Verdict::SecondFactor(_) => ApiError::new(
+        Verdict::Invalid
+        | Verdict::Accepted(_)
+        | Verdict::Verified(_)
+        | Verdict::SecondFactor(_) => ApiError::new(
             Status::Unauthorized,
             "invalid_grant",
             "Invalid username or password.",
@@ -130,11 +135,17 @@ fn refused(verdict: Verdict) -> ApiError {
     }
 }
 
-async fn issue(signin: &SignIn<'_>, user: &User, read_only: bool, how: &str) -> ApiResult {
+async fn issue(
+    signin: &SignIn<'_>,
+    user: &User,
+    read_only: bool,
+    two_factor: bool,
+    how: &str,
+) -> ApiResult {
     let peer = &signin.peer;
     let (token, claims) = signin
         .sessions()
-        .start_api(user, read_only, &peer.user_agent, peer.ip)
+        .start_api(user, read_only, two_factor, &peer.user_agent, peer.ip)
         .await
         .map_err(internal)?;
     signin.record_success(user, how).await;
@@ -181,7 +192,7 @@ async fn token_for_key(secret: &str, signin: &SignIn<'_>, db: &Db) -> ApiResult 
         ));
     };
     let how = format!("api key {} ({})", key.prefix, key.scope);
-    issue(signin, &user, key.scope() == KeyScope::Read, &how).await
+    issue(signin, &user, key.scope() == KeyScope::Read, false, &how).await
 }
 
 /// `GET /api/me`: the signed-in user, from the verified token alone (no database read).

@@ -176,7 +176,7 @@ async fn signup(
         }
     };
     sessions
-        .start(jar, &user, false, &peer.user_agent, peer.ip)
+        .start(jar, &user, false, false, &peer.user_agent, peer.ip)
         .await?;
     audit
         .record(Event::new(AuditKind::Signup, &peer).by_self(Who::user(&user.id, &user.username)))
@@ -250,7 +250,8 @@ async fn login(
         return Ok(FormOutcome::Redo((Status::UnprocessableEntity, page)));
     }
     let user = match signin.check(&login, password).await? {
-        Verdict::Accepted(user) => user,
+        // `check` never answers `Verified`: that is the code step's answer.
+        Verdict::Accepted(user) | Verdict::Verified(user) => user,
         Verdict::SecondFactor(user) => {
             let sessions = signin.sessions();
             let pending = PendingSignIn {
@@ -294,22 +295,25 @@ async fn login(
             return Ok(FormOutcome::Redo((Status::Forbidden, page)));
         }
     };
-    finish_sign_in(&signin, jar, &user, remember, next, "password").await
+    finish_sign_in(&signin, jar, &user, remember, false, next, "password").await
 }
 
 /// Starts the session of a sign-in whose checks all passed, and goes to `next` (or `/private`).
+/// `two_factor` says a second factor was checked too.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn finish_sign_in(
     signin: &SignIn<'_>,
     jar: &CookieJar<'_>,
     user: &User,
     remember: bool,
+    two_factor: bool,
     next: Option<String>,
     how: &str,
 ) -> Result<FormOutcome, Error> {
     let peer = &signin.peer;
     signin
         .sessions()
-        .start(jar, user, remember, &peer.user_agent, peer.ip)
+        .start(jar, user, remember, two_factor, &peer.user_agent, peer.ip)
         .await?;
     let kind = if remember { "remember" } else { "session" };
     signin.record_success(user, &format!("{kind}, {how}")).await;

@@ -109,8 +109,10 @@ async fn code(
         let redo = code_form(next.as_deref(), &errors, &csrf, Status::UnprocessableEntity);
         return Ok(Ok(FormOutcome::Redo(redo)));
     }
-    let user = match signin.check_second_factor(&pending.user_id, &input).await? {
-        Verdict::Accepted(user) => user,
+    let (user, verified) = match signin.check_second_factor(&pending.user_id, &input).await? {
+        Verdict::Verified(user) => (user, true),
+        // Two-factor was turned off since the password step: the password alone signed in.
+        Verdict::Accepted(user) => (user, false),
         Verdict::Invalid | Verdict::SecondFactor(_) => {
             errors.add("code", WRONG_CODE);
             let redo = code_form(next.as_deref(), &errors, &csrf, Status::UnprocessableEntity);
@@ -133,7 +135,9 @@ async fn code(
         }
     };
     PendingSignIn::clear(jar, sessions.cookie());
-    let how = if two_factor::looks_like_app_code(&input) {
+    let how = if !verified {
+        "password (two-factor turned off meanwhile)"
+    } else if two_factor::looks_like_app_code(&input) {
         "two-factor code"
     } else {
         "recovery code"
@@ -143,6 +147,7 @@ async fn code(
         jar,
         &user,
         pending.remember,
+        verified,
         next,
         how,
     )

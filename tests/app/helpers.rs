@@ -238,15 +238,19 @@ pub fn session_set_cookie(response: &LocalResponse<'_>, name: &str) -> Option<St
         .find(|c| c.starts_with(&format!("{name}=")))
 }
 
-/// The `sid` claim of a token (read without verification; tests only).
-pub fn sid_of(token: &str) -> String {
+/// The claims of a token (read without verification; tests only).
+pub fn claims_of(token: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).expect("a JWT");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    claims["sid"].as_str().unwrap().to_string()
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The `sid` claim of a token (read without verification; tests only).
+pub fn sid_of(token: &str) -> String {
+    claims_of(token)["sid"].as_str().unwrap().to_string()
 }
 
 /// The value of the hidden `csrf_token` field in an HTML page, if any.

@@ -503,3 +503,87 @@ fn with_secure_cookies_the_pending_cookie_is_host_prefixed_and_strict() {
     );
     assert!(session_set_cookie(&response, "__Host-latchkey").is_some());
 }
+
+#[test]
+fn tokens_say_two_factor_in_amr_and_keep_it_when_renewed() {
+    let app = spawn_app();
+    let user = app.create_user("amr_user", Role::User);
+    app.create_user("pwd_only", Role::User);
+    let (secret, _) = enable_for(&app, &user);
+    password_step(&app, "amr_user", false);
+    let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    let token = token_from(&response).unwrap();
+    drop(response);
+    assert_eq!(claims_of(&token)["amr"], json!(["pwd", "otp"]));
+
+    // Past half the token's life, the next request renews it from the session row.
+    app.clock().advance(time::Duration::minutes(10));
+    let response = app.client.get("/private").dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    let renewed = token_from(&response).expect("a renewed token");
+    assert_ne!(renewed, token);
+    assert_eq!(claims_of(&renewed)["amr"], json!(["pwd", "otp"]));
+    drop(response);
+
+    app.logout();
+    let response = app.login("pwd_only", PASSWORD);
+    let plain = token_from(&response).unwrap();
+    assert!(
+        claims_of(&plain).get("amr").is_none(),
+        "a password alone: no amr"
+    );
+}
+
+/// Gets a token with `grant` and answers the status of `GET /api/admin/users` with it.
+fn admin_api_status(app: &TestApp, grant: Value) -> Status {
+    let response = app
+        .client
+        .post("/api/token")
+        .header(ContentType::JSON)
+        .body(grant.to_string())
+        .dispatch();
+    let body: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+    let token = body["access_token"].as_str().expect("a token").to_string();
+    app.client
+        .get("/api/admin/users")
+        .header(rocket::http::Header::new(
+            "Authorization",
+            format!("Bearer {token}"),
+        ))
+        .dispatch()
+        .status()
+}
+
+#[test]
+fn with_admin_requires_two_factor_the_panel_needs_a_two_factor_sign_in() {
+    let app = spawn_app_with(|f| f.merge(("admin_requires_two_factor", true)));
+    let chief = app.create_user("chief", Role::Admin);
+    app.create_user("deputy", Role::Admin);
+
+    // An admin signed in with a password alone: the panel says what to do.
+    app.login("deputy", PASSWORD);
+    let response = app.client.get("/admin").dispatch();
+    assert_eq!(response.status(), Status::Forbidden);
+    assert!(response
+        .into_string()
+        .unwrap()
+        .contains("The admin panel asks for two-factor sign-in."));
+    let listed = admin_api_status(&app, json!({"username": "deputy", "password": PASSWORD}));
+    assert_eq!(listed, Status::Forbidden, "the admin API too");
+    app.logout();
+
+    // With two-factor, the same panel opens, in the browser and over the API.
+    let (secret, _) = enable_for(&app, &chief);
+    password_step(&app, "chief", false);
+    let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    assert_eq!(response.status(), Status::SeeOther);
+    drop(response);
+    assert_eq!(app.client.get("/admin").dispatch().status(), Status::Ok);
+    next_step(&app);
+    let otp = code_now(&app, &secret);
+    let listed = admin_api_status(
+        &app,
+        json!({"username": "chief", "password": PASSWORD, "otp": otp}),
+    );
+    assert_eq!(listed, Status::Ok);
+}
