@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use rocket::request::{FromRequest, Outcome, Request};
 
-use super::{two_factor, PasswordHasher, Sessions, Throttle};
+use super::two_factor::{self, Redeemed};
+use super::{PasswordHasher, Sessions, Throttle};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
@@ -33,6 +34,11 @@ pub enum Verdict {
     /// The password was right and the account asks for a code from its authenticator app;
     /// nothing is cleared or stamped until the code is right too.
     SecondFactor(User),
+}
+
+/// How long from `now` until a lock set to end at `until` ends (at least a second).
+fn wait_until(until: time::PrimitiveDateTime, now: time::PrimitiveDateTime) -> Duration {
+    Duration::from_secs((until - now).whole_seconds().max(1) as u64)
 }
 
 /// How the code step of a sign-in went, inside its database work.
@@ -140,9 +146,6 @@ impl SignIn<'_> {
             Some(u) => Who::user(&u.id, &u.username),
             None => Who::name(login),
         };
-        let wait_until = |until: time::PrimitiveDateTime| {
-            Duration::from_secs((until - now).whole_seconds().max(1) as u64)
-        };
         if let Some(until) = locked_until {
             self.audit
                 .record(
@@ -151,7 +154,7 @@ impl SignIn<'_> {
                         .detail("locked"),
                 )
                 .await;
-            return Ok(Verdict::Locked(wait_until(until)));
+            return Ok(Verdict::Locked(wait_until(until, now)));
         }
 
         // No account has a longer password; refusing before hashing keeps the work bounded.
@@ -206,14 +209,8 @@ impl SignIn<'_> {
     /// recovery code. Wrong codes count towards the same lockout as wrong passwords.
     pub async fn check_second_factor(&self, user_id: &str, input: &str) -> Result<Verdict, Error> {
         let peer = &self.peer;
-        let user_id = user_id.to_string();
-        let found = self
-            .db
-            .run({
-                let id = user_id.clone();
-                move |conn| User::find(conn, &id)
-            })
-            .await?;
+        let id = user_id.to_string();
+        let found = self.db.run(move |conn| User::find(conn, &id)).await?;
         let Some(user) = found else {
             return Ok(Verdict::Invalid);
         };
@@ -234,9 +231,6 @@ impl SignIn<'_> {
         let now = self.sessions.clock().now();
         let db_now = self.sessions.clock().db_now();
         let key = LoginAttempt::key_for_user(&user.id);
-        let wait_until = |until: time::PrimitiveDateTime| {
-            Duration::from_secs((until - db_now).whole_seconds().max(1) as u64)
-        };
         let input = input.trim().to_string();
         let as_app_code = two_factor::looks_like_app_code(&input);
         let outcome = self
@@ -252,20 +246,17 @@ impl SignIn<'_> {
                         // alone signs in now.
                         return Ok(SecondStep::NotNeeded);
                     };
-                    let result = if input.is_empty() {
-                        SecondStep::Wrong("empty")
-                    } else if as_app_code {
-                        match two_factor::check_code(&tf.secret, &input, now) {
-                            Some(step) if TwoFactor::accept_step(conn, &id, step)? => {
-                                SecondStep::Right
-                            }
-                            Some(_) => SecondStep::Wrong("code_reused"),
-                            None => SecondStep::Wrong("bad_code"),
+                    if input.is_empty() {
+                        return Ok(SecondStep::Wrong("empty"));
+                    }
+                    let result = match two_factor::redeem(conn, &tf, &input, now)? {
+                        Redeemed::AppCode => SecondStep::Right,
+                        Redeemed::RecoveryCode => {
+                            SecondStep::Recovery(RecoveryCode::remaining(conn, &id)?)
                         }
-                    } else if RecoveryCode::redeem(conn, &id, &input, db_now)? {
-                        SecondStep::Recovery(RecoveryCode::remaining(conn, &id)?)
-                    } else {
-                        SecondStep::Wrong("bad_recovery_code")
+                        Redeemed::Reused => SecondStep::Wrong("code_reused"),
+                        Redeemed::Wrong if as_app_code => SecondStep::Wrong("bad_code"),
+                        Redeemed::Wrong => SecondStep::Wrong("bad_recovery_code"),
                     };
                     Ok(result)
                 }
@@ -280,7 +271,7 @@ impl SignIn<'_> {
                             .detail("locked"),
                     )
                     .await;
-                return Ok(Verdict::Locked(wait_until(until)));
+                return Ok(Verdict::Locked(wait_until(until, db_now)));
             }
             SecondStep::Wrong(reason) => {
                 return self
@@ -343,8 +334,7 @@ impl SignIn<'_> {
                     .detail(detail),
             )
             .await;
-        let wait = (until - now).whole_seconds().max(1) as u64;
-        Ok(Verdict::Locked(Duration::from_secs(wait)))
+        Ok(Verdict::Locked(wait_until(until, now)))
     }
 
     /// Records a successful sign-in (after the session exists).

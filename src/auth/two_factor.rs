@@ -11,6 +11,9 @@ use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use super::cookie::SessionCookie;
 use super::Csrf;
+use crate::db::DbConnection;
+use crate::error::Error;
+use crate::models::{RecoveryCode, TwoFactor};
 use crate::view::percent_encode;
 
 /// Seconds per code.
@@ -51,6 +54,53 @@ pub fn check_code(secret: &str, code: &str, now: OffsetDateTime) -> Option<i64> 
     // Compares in constant time over the window of one step either side.
     let step = totp(secret)?.check(&code, time)?;
     i64::try_from(step).ok()
+}
+
+/// What a code typed at a second-factor prompt turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The app's current code, not used before; its step is now used.
+    AppCode,
+    /// An unused recovery code; it is now used up.
+    RecoveryCode,
+    /// The app's code for a step that was already used.
+    Reused,
+    /// Neither.
+    Wrong,
+}
+
+/// Accepts `input` as the app's current code for `tf`, once per 30-second step (on any instance).
+pub fn redeem_app_code(
+    conn: &mut DbConnection,
+    tf: &TwoFactor,
+    input: &str,
+    now: OffsetDateTime,
+) -> Result<Redeemed, Error> {
+    Ok(match check_code(&tf.secret, input, now) {
+        Some(step) if TwoFactor::accept_step(conn, &tf.user_id, step)? => Redeemed::AppCode,
+        Some(_) => Redeemed::Reused,
+        None => Redeemed::Wrong,
+    })
+}
+
+/// Accepts `input` as the app's current code or, when it does not look like one, as one of
+/// the user's unused recovery codes.
+pub fn redeem(
+    conn: &mut DbConnection,
+    tf: &TwoFactor,
+    input: &str,
+    now: OffsetDateTime,
+) -> Result<Redeemed, Error> {
+    if looks_like_app_code(input) {
+        return redeem_app_code(conn, tf, input, now);
+    }
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let at = time::PrimitiveDateTime::new(now.date(), now.time());
+    Ok(if RecoveryCode::redeem(conn, &tf.user_id, input, at)? {
+        Redeemed::RecoveryCode
+    } else {
+        Redeemed::Wrong
+    })
 }
 
 /// The code an authenticator app shows at `now` (tests, and the CLI's checks).

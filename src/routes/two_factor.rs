@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::auth::next::safe_next;
 use crate::auth::signin::{SignIn, Verdict};
-use crate::auth::two_factor::{self, PendingSignIn};
+use crate::auth::two_factor::{self, PendingSignIn, Redeemed};
 use crate::auth::{Csrf, CsrfForm, CsrfToken, CurrentUser, PasswordHasher, Sessions, Throttle};
 use crate::db::Db;
 use crate::error::Error;
@@ -298,7 +298,8 @@ async fn enable(
     if let Some((errors, wait)) = throttled(throttle, &user) {
         return Ok(Err(redo(db, &user, &csrf, &errors, Some(wait)).await?));
     }
-    let (row, _) = state_of(db, &user.id).await?;
+    let id = user.id.clone();
+    let row = db.run(move |conn| TwoFactor::find(conn, &id)).await?;
     let Some(row) = row.filter(|r| r.enabled_at.is_none()) else {
         return Ok(Err(FormOutcome::Done(Flash::error(
             Redirect::to("/account/two-factor"),
@@ -360,26 +361,33 @@ async fn password_ok(
     hasher.verify(password.to_string(), stored).await
 }
 
-/// Checks a current app code for a change on the settings page (each code works once).
-async fn app_code_ok(
+/// Checks a code for a change on the settings page: the app's current code (each works once)
+/// or, with `recovery`, an unused recovery code too (which it uses up).
+async fn code_ok(
     db: &Db,
     sessions: &Sessions,
     user_id: &str,
     input: &str,
+    recovery: bool,
 ) -> Result<bool, Error> {
     let (id, input, now) = (
         user_id.to_string(),
-        input.to_string(),
+        input.trim().to_string(),
         sessions.clock().now(),
     );
     db.run(move |conn| {
-        let Some(row) = TwoFactor::enabled(conn, &id)? else {
+        let Some(tf) = TwoFactor::enabled(conn, &id)? else {
             return Ok(false);
         };
-        match two_factor::check_code(&row.secret, &input, now) {
-            Some(step) => TwoFactor::accept_step(conn, &id, step),
-            None => Ok(false),
-        }
+        let redeemed = if recovery {
+            two_factor::redeem(conn, &tf, &input, now)?
+        } else {
+            two_factor::redeem_app_code(conn, &tf, &input, now)?
+        };
+        Ok(matches!(
+            redeemed,
+            Redeemed::AppCode | Redeemed::RecoveryCode
+        ))
     })
     .await
 }
@@ -400,7 +408,7 @@ async fn replace_recovery_codes(
     if let Some((errors, wait)) = throttled(throttle, &user) {
         return Ok(Err(redo(db, &user, &csrf, &errors, Some(wait)).await?));
     }
-    if !app_code_ok(db, sessions, &user.id, form.get("code")).await? {
+    if !code_ok(db, sessions, &user.id, form.get("code"), false).await? {
         let mut errors = FieldErrors::new();
         errors.add("replace_code", WRONG_APP_CODE);
         return Ok(Err(redo(db, &user, &csrf, &errors, None).await?));
@@ -439,21 +447,11 @@ async fn disable(
     if let Some((errors, wait)) = throttled(throttle, &user) {
         return redo(db, &user, &csrf, &errors, Some(wait)).await;
     }
-    let input = form.get("code").trim().to_string();
     let mut errors = FieldErrors::new();
     if !password_ok(db, hasher, &user.id, form.get("password")).await? {
         errors.add("password", "That is not your password.");
     }
-    let code_ok = if input.is_empty() {
-        false
-    } else if two_factor::looks_like_app_code(&input) {
-        app_code_ok(db, sessions, &user.id, &input).await?
-    } else {
-        let (id, code, now) = (user.id.clone(), input.clone(), sessions.clock().db_now());
-        db.run(move |conn| RecoveryCode::redeem(conn, &id, &code, now))
-            .await?
-    };
-    if !code_ok {
+    if !code_ok(db, sessions, &user.id, form.get("code"), true).await? {
         errors.add("code", WRONG_CODE);
     }
     if !errors.is_empty() {

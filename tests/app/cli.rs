@@ -170,18 +170,12 @@ fn an_unreachable_database_is_reported_plainly() {
 
 #[test]
 fn reset_two_factor_turns_it_off_and_ends_the_sessions() {
-    use latchkey::auth::two_factor::{code_at, new_recovery_codes, new_secret};
+    use latchkey::auth::two_factor::code_at;
     use latchkey::models::TwoFactor;
 
     let app = spawn_app();
     let user = app.create_user("lostphone", Role::Admin);
-    let secret = new_secret();
-    {
-        let now = app.clock().db_now();
-        let mut conn = app.pool().get().unwrap();
-        TwoFactor::begin_setup(&mut conn, &user.id, &secret, now).unwrap();
-        TwoFactor::enable(&mut conn, &user.id, 0, &new_recovery_codes(), now).unwrap();
-    }
+    let (secret, _) = app.enable_two_factor(&user);
     assert_eq!(
         location(&app.login("lostphone", PASSWORD)),
         "/login/two-factor"

@@ -152,6 +152,20 @@ impl TestApp {
         user
     }
 
+    /// Turns two-factor on for `user` straight in the database (the set-up pages have their
+    /// own tests); returns the secret and the recovery codes.
+    pub fn enable_two_factor(&self, user: &User) -> (String, Vec<String>) {
+        use latchkey::auth::two_factor::{new_recovery_codes, new_secret};
+        use latchkey::models::TwoFactor;
+        let secret = new_secret();
+        let codes = new_recovery_codes();
+        let now = self.clock().db_now();
+        let mut conn = self.pool().get().unwrap();
+        TwoFactor::begin_setup(&mut conn, &user.id, &secret, now).unwrap();
+        assert!(TwoFactor::enable(&mut conn, &user.id, 0, &codes, now).unwrap());
+        (secret, codes)
+    }
+
     /// Looks a user up by username.
     pub fn user(&self, username: &str) -> Option<User> {
         User::find_by_login(&mut self.pool().get().unwrap(), username).unwrap()

@@ -1,24 +1,12 @@
 //! Two-factor sign-in: setting it up, the code step of a sign-in (app codes once each, recovery
 //! codes, lockout, the signed pending cookie), the API, turning it off and an admin reset.
 
-use latchkey::auth::two_factor::{code_at, new_recovery_codes, new_secret};
+use latchkey::auth::two_factor::code_at;
 use latchkey::models::{AuditEvent, AuditFilter, Role, TwoFactor, User};
 use rocket::http::{ContentType, Cookie, Status};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-
-/// Turns two-factor on for `user` straight in the database; returns the secret and the
-/// recovery codes.
-fn enable_for(app: &TestApp, user: &User) -> (String, Vec<String>) {
-    let secret = new_secret();
-    let codes = new_recovery_codes();
-    let now = app.clock().db_now();
-    let mut conn = app.pool().get().unwrap();
-    TwoFactor::begin_setup(&mut conn, &user.id, &secret, now).unwrap();
-    assert!(TwoFactor::enable(&mut conn, &user.id, 0, &codes, now).unwrap());
-    (secret, codes)
-}
 
 /// The code the user's app shows now, by the site's clock.
 fn code_now(app: &TestApp, secret: &str) -> String {
@@ -144,7 +132,7 @@ fn setting_up_needs_a_code_from_the_app_and_shows_the_recovery_codes_once() {
 fn signing_in_takes_the_password_then_a_code() {
     let app = spawn_app();
     let user = app.create_user("grace", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
 
     let step = password_step(&app, "grace", false);
     assert_eq!(step, "/login/two-factor");
@@ -181,7 +169,7 @@ fn signing_in_takes_the_password_then_a_code() {
 fn the_code_step_keeps_next_and_remember_me() {
     let app = spawn_app();
     let user = app.create_user("hedy", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
     let response = app.post_form(
         "/login?next=/account/sessions",
         &[
@@ -207,7 +195,7 @@ fn the_code_step_keeps_next_and_remember_me() {
 fn each_code_works_once() {
     let app = spawn_app();
     let user = app.create_user("linus", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
     let code = code_now(&app, &secret);
     password_step(&app, "linus", false);
     let first = app.post_form("/login/two-factor", &[("code", &code)]);
@@ -230,7 +218,7 @@ fn each_code_works_once() {
 fn wrong_codes_lock_the_account_like_wrong_passwords() {
     let app = spawn_app_with(|f| f.merge(("lockout_threshold", 3)));
     let user = app.create_user("mallory", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
     password_step(&app, "mallory", false);
     for _ in 0..2 {
         let r = app.post_form("/login/two-factor", &[("code", "111111")]);
@@ -255,7 +243,7 @@ fn wrong_codes_lock_the_account_like_wrong_passwords() {
 fn a_recovery_code_signs_in_once() {
     let app = spawn_app();
     let user = app.create_user("margaret", Role::User);
-    let (_, codes) = enable_for(&app, &user);
+    let (_, codes) = app.enable_two_factor(&user);
     password_step(&app, "margaret", false);
     let typed = codes[3].to_uppercase().replace('-', " ");
     let response = app.post_form("/login/two-factor", &[("code", &typed)]);
@@ -278,7 +266,7 @@ fn a_recovery_code_signs_in_once() {
 fn the_code_step_needs_a_genuine_recent_password_step() {
     let app = spawn_app();
     let user = app.create_user("eve", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
 
     let response = app.client.get("/login/two-factor").dispatch();
     assert_eq!(response.status(), Status::SeeOther);
@@ -316,7 +304,7 @@ fn the_code_step_needs_a_genuine_recent_password_step() {
 fn the_api_asks_for_the_code_as_otp() {
     let app = spawn_app();
     let user = app.create_user("api_user", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
     let post = |body: Value| {
         let response = app
             .client
@@ -356,7 +344,7 @@ fn the_api_asks_for_the_code_as_otp() {
 fn turning_it_off_takes_the_password_and_a_code() {
     let app = spawn_app();
     let user = app.sign_in_as("barbara", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
 
     let wrong_password = app.post_form(
         "/account/two-factor/disable",
@@ -392,7 +380,7 @@ fn turning_it_off_takes_the_password_and_a_code() {
 fn new_recovery_codes_replace_the_old_ones() {
     let app = spawn_app();
     let user = app.sign_in_as("frances", Role::User);
-    let (secret, old) = enable_for(&app, &user);
+    let (secret, old) = app.enable_two_factor(&user);
     let response = app.post_form(
         "/account/two-factor/recovery-codes",
         &[("code", &code_now(&app, &secret))],
@@ -420,7 +408,7 @@ fn new_recovery_codes_replace_the_old_ones() {
 fn an_admin_can_turn_it_off_for_a_user_who_lost_their_phone() {
     let app = spawn_app();
     let user = app.create_user("rosalind", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
     // The user is signed in (both steps) when the phone is lost.
     password_step(&app, "rosalind", false);
     let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
@@ -476,7 +464,7 @@ fn users_without_two_factor_sign_in_as_before() {
 fn with_secure_cookies_the_pending_cookie_is_host_prefixed_and_strict() {
     let app = spawn_app_with(|f| f.merge(("cookie_secure", true)));
     let user = app.create_user("secure_sam", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
     let response = app.post_form(
         "/login",
         &[("username", "secure_sam"), ("password", PASSWORD)],
@@ -509,7 +497,7 @@ fn tokens_say_two_factor_in_amr_and_keep_it_when_renewed() {
     let app = spawn_app();
     let user = app.create_user("amr_user", Role::User);
     app.create_user("pwd_only", Role::User);
-    let (secret, _) = enable_for(&app, &user);
+    let (secret, _) = app.enable_two_factor(&user);
     password_step(&app, "amr_user", false);
     let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
     let token = token_from(&response).unwrap();
@@ -573,7 +561,7 @@ fn with_admin_requires_two_factor_the_panel_needs_a_two_factor_sign_in() {
     app.logout();
 
     // With two-factor, the same panel opens, in the browser and over the API.
-    let (secret, _) = enable_for(&app, &chief);
+    let (secret, _) = app.enable_two_factor(&chief);
     password_step(&app, "chief", false);
     let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
     assert_eq!(response.status(), Status::SeeOther);

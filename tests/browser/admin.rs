@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use latchkey::models::Role;
 
-use crate::flows::sign_in;
+use crate::flows::{sign_in, submit_sign_in};
 use crate::scene::Scene;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,11 +102,7 @@ async fn a_demoted_admin_loses_the_panel_within_a_second() {
 
             // Signing in again leads back to /admin, which is now the 403 page.
             browser.wait_for_path("/login").await;
-            browser.fill("username", "deputy").await;
-            browser.fill("password", crate::db::PASSWORD).await;
-            browser
-                .click("form[action^='/login'] button[type=submit]")
-                .await;
+            submit_sign_in(&browser, "deputy", crate::db::PASSWORD, false).await;
             browser.wait_for_path("/admin").await;
             assert_eq!(browser.text(".error-status").await, "403");
             assert!(

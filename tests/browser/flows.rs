@@ -8,15 +8,21 @@ use crate::site::Site;
 /// it leads to (`/private` unless the form was opened with a `next`).
 pub async fn sign_in(browser: &Browser, site: &Site, username: &str, remember: bool) {
     browser.open(&site.url("/login")).await;
+    submit_sign_in(browser, username, PASSWORD, remember).await;
+    browser.wait_for_path("/private").await;
+}
+
+/// Fills in the sign-in form the browser shows and submits it (without waiting for where it
+/// leads).
+pub async fn submit_sign_in(browser: &Browser, username: &str, password: &str, remember: bool) {
     browser.fill("username", username).await;
-    browser.fill("password", PASSWORD).await;
+    browser.fill("password", password).await;
     if remember {
         browser.click("#remember").await;
     }
     browser
         .click("form[action^='/login'] button[type=submit]")
         .await;
-    browser.wait_for_path("/private").await;
 }
 
 /// The greeting of the private page, when the browser shows it.

@@ -3,6 +3,7 @@
 use latchkey::models::Role;
 
 use crate::db::COOKIE;
+use crate::flows::submit_sign_in;
 use crate::scene::Scene;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,11 +19,7 @@ async fn a_wrong_password_shows_the_error_beside_the_form() {
                 let url = site.url("/login");
                 async move {
                     browser.open(&url).await;
-                    browser.fill("username", login).await;
-                    browser.fill("password", "not-the-password-1").await;
-                    browser
-                        .click("form[action^='/login'] button[type=submit]")
-                        .await;
+                    submit_sign_in(&browser, login, "not-the-password-1", false).await;
                     browser.text("form[action^='/login'] [role=alert]").await
                 }
             };

@@ -5,7 +5,7 @@ use latchkey::auth::two_factor::code_at;
 use latchkey::models::Role;
 
 use crate::db::PASSWORD;
-use crate::flows::{private_greeting, sign_in};
+use crate::flows::{private_greeting, sign_in, submit_sign_in};
 use crate::scene::Scene;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,11 +55,7 @@ async fn two_factor_is_set_up_from_the_account_page_and_asked_for_at_sign_in() {
             browser.click("form[action='/logout'] button").await;
             browser.wait_for_path("/").await;
             browser.open(&site.url("/login")).await;
-            browser.fill("username", "annie").await;
-            browser.fill("password", PASSWORD).await;
-            browser
-                .click("form[action^='/login'] button[type=submit]")
-                .await;
+            submit_sign_in(&browser, "annie", PASSWORD, false).await;
             browser.wait_for_path("/login/two-factor").await;
             browser.open(&site.url("/private")).await;
             browser.wait_for_path("/login").await;
