@@ -23,7 +23,9 @@ async fn two_factor_is_set_up_from_the_account_page_and_asked_for_at_sign_in() {
             browser
                 .click("form[action='/account/two-factor/setup'] button")
                 .await;
-            assert!(browser.has(".qr svg").await, "a QR code to scan");
+            // The set-up page after the redirect: a QR code to scan (waited for; the click
+            // only starts the navigation).
+            browser.find(".qr svg").await;
             let key = browser.text("code.secret").await.replace(' ', "");
             assert_eq!(key.len(), 32, "a 160-bit key in base32: {key}");
 
