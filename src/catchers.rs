@@ -1,10 +1,12 @@
 //! Error pages in the site's layout, and the 401 → sign-in redirect. Never a trace, SQL or path.
 
-use rocket::http::{Method, Status};
+use rocket::http::{Header, Method, Status};
 use rocket::request::Request;
+use rocket::response::status::Custom;
 use rocket::response::{Flash, Redirect};
 use serde_json::json;
 
+use crate::allow::{allow_header, methods_if_not_allowed};
 use crate::auth::csrf::CsrfRejected;
 use crate::auth::guards::AdminRequired;
 use crate::auth::{AuthState, CsrfToken, Sessions};
@@ -27,6 +29,8 @@ pub enum Caught {
     SignIn(Flash<Redirect>),
     /// A JSON error.
     Api(ApiError),
+    /// An error page with its own status and a header (`Allow` on a 405).
+    PageWith(Custom<Page>, Header<'static>),
 }
 
 fn is_api(req: &Request<'_>) -> bool {
@@ -69,7 +73,7 @@ async fn unauthorized(req: &Request<'_>) -> Caught {
 
 /// The JSON answer for an error status on `/api/*`.
 fn api_error(status: Status, req: &Request<'_>) -> ApiError {
-    let (heading, message) = explain(status);
+    let (_, message) = explain(status);
     match status.code {
         403 if req.local_cache(|| None::<CsrfRejected>).is_some() => ApiError::new(
             status,
@@ -79,7 +83,14 @@ fn api_error(status: Status, req: &Request<'_>) -> ApiError {
         403 => ApiError::insufficient_scope(),
         400 | 422 => ApiError::bad_request("The request could not be read."),
         404 => ApiError::new(status, "not_found", "There is no such endpoint."),
-        405 => ApiError::new(status, "method_not_allowed", heading),
+        405 => ApiError::new(
+            status,
+            "method_not_allowed",
+            format!(
+                "This endpoint does not accept {}; the Allow header lists what it does.",
+                req.method()
+            ),
+        ),
         413 => ApiError::new(status, "payload_too_large", message),
         429 => ApiError::new(status, "too_many_requests", message),
         503 => ApiError::new(status, "unavailable", message),
@@ -135,11 +146,25 @@ fn explain(status: Status) -> (&'static str, &'static str) {
     }
 }
 
-/// Every other error status: a page in the site's layout.
+/// Every other error status: a page in the site's layout. A 404 for a path that exists with
+/// other methods becomes a 405 that lists them in `Allow`.
 #[rocket::catch(default)]
 async fn default(status: Status, req: &Request<'_>) -> Caught {
+    let allowed = match status.code {
+        404 => methods_if_not_allowed(req).map(|m| allow_header(&m)),
+        _ => None,
+    };
+    let status = if allowed.is_some() {
+        Status::MethodNotAllowed
+    } else {
+        status
+    };
     if is_api(req) {
-        return Caught::Api(api_error(status, req));
+        let error = api_error(status, req);
+        return Caught::Api(match allowed {
+            Some(allow) => error.header("Allow", allow),
+            None => error,
+        });
     }
     let (heading, mut message) = explain(status);
     if status == Status::Forbidden && req.local_cache(|| None::<CsrfRejected>).is_some() {
@@ -162,12 +187,16 @@ async fn default(status: Status, req: &Request<'_>) -> Caught {
         rocket::outcome::Outcome::Success(token) => token,
         _ => CsrfToken(String::new()),
     };
-    Caught::Page(page(
+    let page = page(
         "errors/error",
         heading,
         AuthState::of(req).await.user(),
         None,
         &csrf,
         json!({ "status": status.code, "heading": heading, "message": message }),
-    ))
+    );
+    match allowed {
+        Some(allow) => Caught::PageWith(Custom(status, page), Header::new("Allow", allow)),
+        None => Caught::Page(page),
+    }
 }

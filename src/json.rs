@@ -122,6 +122,67 @@ impl JsonObject {
     pub fn has(&self, field: &str) -> bool {
         self.0.contains_key(field)
     }
+
+    /// A required string field within the bounds the OpenAPI document states for it, or a 400
+    /// naming it: at most `bounds.max_chars` characters (code points, as JSON Schema counts),
+    /// and not empty, nor (unless `bounds.blank_ok`) only whitespace.
+    pub fn text(&self, field: &str, bounds: Bounds) -> Result<&str, ApiError> {
+        let value = self.string(field)?;
+        check_text(&format!("Field \"{field}\""), value, bounds)?;
+        Ok(value)
+    }
+}
+
+/// The bounds of a string field or parameter: `maxLength`, and `minLength: 1` with (unless
+/// `blank_ok`) `pattern: "\\S"` in the OpenAPI document.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Most characters (code points).
+    pub max_chars: usize,
+    /// Whether a value of only whitespace is taken (a password may be); an empty one never is.
+    pub blank_ok: bool,
+}
+
+fn check_text(what: &str, value: &str, bounds: Bounds) -> Result<(), ApiError> {
+    if value.is_empty() || (!bounds.blank_ok && value.trim().is_empty()) {
+        return Err(ApiError::bad_request(format!("{what} must not be empty.")));
+    }
+    if value.chars().count() > bounds.max_chars {
+        return Err(ApiError::bad_request(format!(
+            "{what} must be at most {} characters.",
+            bounds.max_chars
+        )));
+    }
+    Ok(())
+}
+
+/// An optional query parameter of at most `max_chars` characters (an empty one is fine), or a
+/// 400 naming it.
+pub fn query_text<'a>(
+    name: &str,
+    raw: Option<&'a str>,
+    max_chars: usize,
+) -> Result<&'a str, ApiError> {
+    let value = raw.unwrap_or("");
+    if value.chars().count() > max_chars {
+        return Err(ApiError::bad_request(format!(
+            "Parameter \"{name}\" must be at most {max_chars} characters."
+        )));
+    }
+    Ok(value)
+}
+
+/// An optional whole-number query parameter from 1 to `max` (1 when absent), or a 400 naming it.
+pub fn query_page(name: &str, raw: Option<&str>, max: i64) -> Result<i64, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(1);
+    };
+    match raw.parse::<i64>() {
+        Ok(n) if (1..=max).contains(&n) && !raw.starts_with('+') => Ok(n),
+        _ => Err(ApiError::bad_request(format!(
+            "Parameter \"{name}\" must be a whole number from 1 to {max}."
+        ))),
+    }
 }
 
 #[rocket::async_trait]

@@ -1,6 +1,7 @@
 //! latchkey: sign-up, sign-in and role-based access for a Rocket site, with a signed JWT in an
 //! HttpOnly cookie, on SQLite or PostgreSQL.
 
+pub mod allow;
 pub mod auth;
 mod background;
 pub mod catchers;

@@ -12,13 +12,32 @@ use crate::auth::{Admin, CurrentUser, Sessions};
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
-use crate::json::{ApiError, JsonObject};
+use crate::json::{query_page, query_text, ApiError, Bounds, JsonObject};
 use crate::models::{ApiKey, AuditKind, KeyScope, User};
 use crate::peer::Peer;
 use crate::view::format_time;
 
 /// Users per page of `GET /api/admin/users`.
 const PER_PAGE: i64 = 25;
+/// Bounds of `GET /api/admin/users` and `POST /api/token` fields, as `openapi.json` states them.
+const MAX_PAGE: i64 = 1_000_000_000;
+const MAX_QUERY_CHARS: usize = 100;
+const LOGIN: Bounds = Bounds {
+    max_chars: 254,
+    blank_ok: false,
+};
+const PASSWORD: Bounds = Bounds {
+    max_chars: crate::validation::PASSWORD_MAX_CHARS,
+    blank_ok: true,
+};
+const OTP: Bounds = Bounds {
+    max_chars: 64,
+    blank_ok: false,
+};
+const API_KEY: Bounds = Bounds {
+    max_chars: 128,
+    blank_ok: false,
+};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -65,14 +84,12 @@ async fn token(
 ) -> ApiResult {
     let body = body?;
     if body.has("api_key") {
-        return token_for_key(body.string("api_key")?, &signin, db).await;
+        return token_for_key(body.text("api_key", API_KEY)?, &signin, db).await;
     }
-    let login = body.string("username")?.trim().to_string();
-    let password = body.string("password")?.to_string();
-    if login.is_empty() {
-        return Err(ApiError::bad_request(
-            "Field \"username\" must not be empty.",
-        ));
+    let login = body.text("username", LOGIN)?.trim().to_string();
+    let password = body.text("password", PASSWORD)?.to_string();
+    if body.has("otp") {
+        body.text("otp", OTP)?;
     }
     let (user, two_factor) = match signin.check(&login, password).await.map_err(internal)? {
         Verdict::Accepted(user) | Verdict::Verified(user) => (user, false),
@@ -240,11 +257,11 @@ async fn logout(
 async fn admin_users(
     _admin: Admin,
     q: Option<&str>,
-    page: Option<i64>,
+    page: Option<&str>,
     db: &State<Db>,
 ) -> ApiResult {
-    let q: String = q.unwrap_or("").trim().chars().take(100).collect();
-    let page = page.unwrap_or(1).clamp(1, i64::MAX / PER_PAGE);
+    let q = query_text("q", q, MAX_QUERY_CHARS)?.trim().to_string();
+    let page = query_page("page", page, MAX_PAGE)?;
     let found = db
         .run(move |conn| User::search(conn, &q, page, PER_PAGE))
         .await

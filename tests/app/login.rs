@@ -187,7 +187,8 @@ fn logout_only_answers_post() {
     let app = spawn_app();
     app.sign_in_as("noah", Role::User);
     let response = app.client.get("/logout").dispatch();
-    assert_eq!(response.status(), Status::NotFound);
+    assert_eq!(response.status(), Status::MethodNotAllowed);
+    assert_eq!(response.headers().get_one("Allow"), Some("POST"));
     assert_eq!(app.client.get("/private").dispatch().status(), Status::Ok);
 }
 

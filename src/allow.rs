@@ -1,0 +1,104 @@
+//! `405 Method Not Allowed` with an `Allow` header, derived from the mounted routes: Rocket 0.5
+//! answers 404 when a path exists but not for the request's method, and the catchers ask here
+//! which methods the path does have.
+
+use rocket::http::Method;
+use rocket::request::Request;
+use rocket::Route;
+
+/// The methods the mounted routes answer at the request's path, in a fixed order (`HEAD`
+/// wherever `GET` is, as Rocket answers it), or `None` when the method is among them or the path
+/// has no route at all (then the 404 stands).
+pub fn methods_if_not_allowed(req: &Request<'_>) -> Option<Vec<Method>> {
+    let methods = methods_at(req.rocket().routes(), req);
+    let asked = req.method();
+    if methods.is_empty() || methods.contains(&asked) {
+        None
+    } else {
+        Some(methods)
+    }
+}
+
+/// The value of an `Allow` header for `methods`.
+pub fn allow_header(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every method of `routes` whose path matches the request's path.
+fn methods_at<'a>(routes: impl Iterator<Item = &'a Route>, req: &Request<'_>) -> Vec<Method> {
+    let path: Vec<&str> = req.uri().path().segments().collect();
+    let mut found: Vec<Method> = routes
+        .filter(|r| path_matches(r.uri.path(), &path))
+        .map(|r| r.method)
+        .collect();
+    if found.contains(&Method::Get) {
+        found.push(Method::Head);
+    }
+    const ORDER: [Method; 9] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+        Method::Options,
+        Method::Trace,
+        Method::Connect,
+    ];
+    ORDER.into_iter().filter(|m| found.contains(m)).collect()
+}
+
+/// Whether a route path (`/api/users/<id>`, `/static/<path..>`) matches the request's decoded
+/// path segments, by Rocket's rules: a static segment matches itself, `<x>` any one segment and
+/// a trailing `<x..>` the rest (even nothing).
+fn path_matches(route: &str, request: &[&str]) -> bool {
+    let route: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
+    let trailing = route
+        .last()
+        .is_some_and(|s| s.starts_with('<') && s.ends_with("..>"));
+    if trailing {
+        if request.len() + 1 < route.len() {
+            return false;
+        }
+    } else if route.len() != request.len() {
+        return false;
+    }
+    for (r, q) in route.iter().zip(request) {
+        let dynamic = r.starts_with('<') && r.ends_with('>');
+        if dynamic && r.ends_with("..>") {
+            return true;
+        }
+        if !dynamic && r != q {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_matches;
+
+    #[test]
+    fn paths_match_by_rocket_rules() {
+        assert!(path_matches("/api/me", &["api", "me"]));
+        assert!(!path_matches("/api/me", &["api", "me", "x"]));
+        assert!(!path_matches("/api/me", &["api"]));
+        assert!(path_matches("/admin/users/<id>", &["admin", "users", "7"]));
+        assert!(!path_matches(
+            "/admin/users/<id>",
+            &["admin", "groups", "7"]
+        ));
+        assert!(path_matches("/static/<path..>", &["static"]));
+        assert!(path_matches(
+            "/static/<path..>",
+            &["static", "css", "a.css"]
+        ));
+        assert!(path_matches("/", &[]));
+        assert!(!path_matches("/", &["x"]));
+    }
+}
