@@ -1,22 +1,35 @@
 //! `405 Method Not Allowed` with an `Allow` header, derived from the mounted routes: Rocket 0.5
-//! answers 404 when a path exists but not for the request's method, and the catchers ask here
-//! which methods the path does have.
+//! answers 404 when a path exists but not for the request's method (and 400 for a method it does
+//! not know), and the catchers ask here which methods the path does have.
 
-use rocket::http::Method;
+use rocket::http::{Method, Status};
 use rocket::request::Request;
 use rocket::Route;
 
-/// The methods the mounted routes answer at the request's path, in a fixed order (`HEAD`
-/// wherever `GET` is, as Rocket answers it), or `None` when the method is among them or the path
-/// has no route at all (then the 404 stands).
-pub fn methods_if_not_allowed(req: &Request<'_>) -> Option<Vec<Method>> {
+/// For an error `status` about to be answered: the methods the mounted routes answer at the
+/// request's path, in a fixed order (`HEAD` wherever `GET` is, as Rocket answers it), when the
+/// answer should be a 405 instead. That is a 404 where the path exists with other methods, and
+/// the 400 Rocket gives a method it does not know at all (`QUERY`, `FOO`): it salvages such a
+/// request as an unrouted `GET` and sends it straight to the catchers. Otherwise `None`, and the
+/// status stands (a truly unknown path stays a 404).
+pub fn methods_if_not_allowed(status: Status, req: &Request<'_>) -> Option<Vec<Method>> {
+    let known_method = match status.code {
+        404 => true,
+        400 if unrecognized_method(req) => false,
+        _ => return None,
+    };
     let methods = methods_at(req.rocket().routes(), req);
-    let asked = req.method();
-    if methods.is_empty() || methods.contains(&asked) {
+    if methods.is_empty() || (known_method && methods.contains(&req.method())) {
         None
     } else {
         Some(methods)
     }
+}
+
+/// Whether Rocket salvaged this request because it did not know its method: only then does a
+/// `GET` reach a catcher without having been routed.
+fn unrecognized_method(req: &Request<'_>) -> bool {
+    req.method() == Method::Get && req.route().is_none()
 }
 
 /// The value of an `Allow` header for `methods`.

@@ -86,10 +86,7 @@ fn api_error(status: Status, req: &Request<'_>) -> ApiError {
         405 => ApiError::new(
             status,
             "method_not_allowed",
-            format!(
-                "This endpoint does not accept {}; the Allow header lists what it does.",
-                req.method()
-            ),
+            "This endpoint does not accept that method; the Allow header lists the ones it does.",
         ),
         413 => ApiError::new(status, "payload_too_large", message),
         429 => ApiError::new(status, "too_many_requests", message),
@@ -150,10 +147,7 @@ fn explain(status: Status) -> (&'static str, &'static str) {
 /// other methods becomes a 405 that lists them in `Allow`.
 #[rocket::catch(default)]
 async fn default(status: Status, req: &Request<'_>) -> Caught {
-    let allowed = match status.code {
-        404 => methods_if_not_allowed(req).map(|m| allow_header(&m)),
-        _ => None,
-    };
+    let allowed = methods_if_not_allowed(status, req).map(|m| allow_header(&m));
     let status = if allowed.is_some() {
         Status::MethodNotAllowed
     } else {

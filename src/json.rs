@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use rocket::data::{Data, FromData, Outcome, ToByteUnit};
 use rocket::http::{ContentType, Header, Status};
-use rocket::request::Request;
+use rocket::request::{self, FromRequest, Request};
 use rocket::response::{self, Responder, Response};
 use serde_json::{json, Map, Value};
 
@@ -156,32 +156,57 @@ fn check_text(what: &str, value: &str, bounds: Bounds) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// An optional query parameter of at most `max_chars` characters (an empty one is fine), or a
-/// 400 naming it.
-pub fn query_text<'a>(
-    name: &str,
-    raw: Option<&'a str>,
-    max_chars: usize,
-) -> Result<&'a str, ApiError> {
-    let value = raw.unwrap_or("");
-    if value.chars().count() > max_chars {
-        return Err(ApiError::bad_request(format!(
-            "Parameter \"{name}\" must be at most {max_chars} characters."
-        )));
+/// The query parameters of an API request, percent-decoded, read as `openapi.json` describes
+/// them: each at most once (a repeated one is a 400, not silently dropped or merged).
+pub struct ApiQuery<'r>(Vec<(&'r str, &'r str)>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ApiQuery<'r> {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let fields = req
+            .query_fields()
+            .map(|f| (f.name.source().as_str(), f.value));
+        request::Outcome::Success(ApiQuery(fields.collect()))
     }
-    Ok(value)
 }
 
-/// An optional whole-number query parameter from 1 to `max` (1 when absent), or a 400 naming it.
-pub fn query_page(name: &str, raw: Option<&str>, max: i64) -> Result<i64, ApiError> {
-    let Some(raw) = raw else {
-        return Ok(1);
-    };
-    match raw.parse::<i64>() {
-        Ok(n) if (1..=max).contains(&n) && !raw.starts_with('+') => Ok(n),
-        _ => Err(ApiError::bad_request(format!(
-            "Parameter \"{name}\" must be a whole number from 1 to {max}."
-        ))),
+impl<'r> ApiQuery<'r> {
+    /// The value of `name`, if given (once).
+    fn one(&self, name: &str) -> Result<Option<&'r str>, ApiError> {
+        let mut values = self.0.iter().filter(|(n, _)| *n == name).map(|(_, v)| *v);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::bad_request(format!(
+                "Parameter \"{name}\" must be given at most once."
+            )));
+        }
+        Ok(first)
+    }
+
+    /// An optional text parameter of at most `max_chars` characters (an empty one is fine).
+    pub fn text(&self, name: &str, max_chars: usize) -> Result<&'r str, ApiError> {
+        let value = self.one(name)?.unwrap_or("");
+        if value.chars().count() > max_chars {
+            return Err(ApiError::bad_request(format!(
+                "Parameter \"{name}\" must be at most {max_chars} characters."
+            )));
+        }
+        Ok(value)
+    }
+
+    /// An optional whole-number parameter from 1 to `max` (1 when absent).
+    pub fn page(&self, name: &str, max: i64) -> Result<i64, ApiError> {
+        let Some(raw) = self.one(name)? else {
+            return Ok(1);
+        };
+        match raw.parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) && !raw.starts_with('+') => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "Parameter \"{name}\" must be a whole number from 1 to {max}."
+            ))),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::auth::{Admin, CurrentUser, Sessions};
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
-use crate::json::{query_page, query_text, ApiError, Bounds, JsonObject};
+use crate::json::{ApiError, ApiQuery, Bounds, JsonObject};
 use crate::models::{ApiKey, AuditKind, KeyScope, User};
 use crate::peer::Peer;
 use crate::view::format_time;
@@ -253,15 +253,10 @@ async fn logout(
 }
 
 /// `GET /api/admin/users?q=&page=`: users, 25 a page (admins only).
-#[rocket::get("/api/admin/users?<q>&<page>")]
-async fn admin_users(
-    _admin: Admin,
-    q: Option<&str>,
-    page: Option<&str>,
-    db: &State<Db>,
-) -> ApiResult {
-    let q = query_text("q", q, MAX_QUERY_CHARS)?.trim().to_string();
-    let page = query_page("page", page, MAX_PAGE)?;
+#[rocket::get("/api/admin/users")]
+async fn admin_users(_admin: Admin, query: ApiQuery<'_>, db: &State<Db>) -> ApiResult {
+    let q = query.text("q", MAX_QUERY_CHARS)?.trim().to_string();
+    let page = query.page("page", MAX_PAGE)?;
     let found = db
         .run(move |conn| User::search(conn, &q, page, PER_PAGE))
         .await
