@@ -381,7 +381,7 @@ fn create_key(app: &TestApp, name: &str, scope: &str, days: &str) -> String {
     );
     assert_eq!(response.status(), Status::Ok);
     let html = response.into_string().unwrap();
-    let marker = "aria-label=\"Your new API key\">";
+    let marker = "id=\"new-key-value\">";
     let at = html.find(marker).expect("the new key is shown") + marker.len();
     html[at..at + html[at..].find('<').unwrap()].to_string()
 }

@@ -11,6 +11,7 @@ mod contract;
 mod csrf;
 mod headers;
 mod health;
+mod html;
 mod keys;
 mod lockout;
 mod logging;
