@@ -10,6 +10,7 @@ use rocket::outcome::try_outcome;
 use rocket::request::{FromRequest, Outcome, Request};
 use time::OffsetDateTime;
 
+use super::cookie::CookieKind;
 use super::sessions::Sessions;
 use super::{Claims, TokenError};
 use crate::config::Settings;
@@ -118,7 +119,10 @@ impl AuthState {
             .map(|t| t.trim().to_string());
         let (token, via) = match bearer {
             Some(token) => (token, Via::Bearer),
-            None => match req.cookies().get(sessions.cookie().name()) {
+            None => match req
+                .cookies()
+                .get(sessions.cookies().name(CookieKind::Session))
+            {
                 Some(cookie) => (cookie.value().to_string(), Via::Cookie),
                 None => return AuthState::SignedOut,
             },
@@ -162,7 +166,7 @@ impl AuthState {
             return AuthState::SignedIn(CurrentUser::from_claims(&claims, via));
         }
         match sessions.renew(req.cookies(), &claims).await {
-            Ok(Some(user)) => AuthState::SignedIn(user),
+            Ok(Some(renewed)) => AuthState::SignedIn(CurrentUser::from_claims(&renewed, via)),
             Ok(None) => {
                 clear_cookie();
                 AuthState::Expired

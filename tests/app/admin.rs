@@ -212,17 +212,18 @@ fn the_last_admin_cannot_be_demoted_or_disabled() {
     // A second admin may be demoted while the first remains; then the first is the last again.
     let other = app.create_user("deputy", Role::Admin);
     let mut conn = app.pool().get().unwrap();
-    User::set_disabled(&mut conn, &other.id, true).unwrap();
+    let now = app.clock().db_now();
+    User::set_disabled(&mut conn, &other.id, true, now).unwrap();
     assert!(matches!(
-        User::set_disabled(&mut conn, &boss.id, true),
+        User::set_disabled(&mut conn, &boss.id, true, now),
         Err(latchkey::error::Error::LastAdmin)
     ));
     assert!(matches!(
-        User::set_role(&mut conn, &boss.id, Role::User),
+        User::set_role(&mut conn, &boss.id, Role::User, now),
         Err(latchkey::error::Error::LastAdmin)
     ));
-    User::set_disabled(&mut conn, &other.id, false).unwrap();
-    User::set_role(&mut conn, &boss.id, Role::User).unwrap();
+    User::set_disabled(&mut conn, &other.id, false, now).unwrap();
+    User::set_role(&mut conn, &boss.id, Role::User, now).unwrap();
     assert_eq!(User::count_active_admins(&mut conn).unwrap(), 1);
 }
 
@@ -249,7 +250,13 @@ fn usernames_are_escaped_in_the_panel() {
         .unwrap()
         .hash_blocking(PASSWORD)
         .unwrap();
-    let new = latchkey::models::NewUser::new("quote", "a'b/c{d}@example.com", hash, Role::User);
+    let new = latchkey::models::NewUser::new(
+        "quote",
+        "a'b/c{d}@example.com",
+        hash,
+        Role::User,
+        app.clock().db_now(),
+    );
     User::create(&mut app.pool().get().unwrap(), &new)
         .unwrap()
         .unwrap();

@@ -60,7 +60,13 @@ impl Site {
     /// Inserts a user with the test password straight into the database.
     pub async fn create_user(&self, username: &str, role: Role) -> User {
         let hash = self.hasher.hash(PASSWORD.to_string()).await.expect("hash");
-        let new = NewUser::new(username, &format!("{username}@example.com"), hash, role);
+        let new = NewUser::new(
+            username,
+            &format!("{username}@example.com"),
+            hash,
+            role,
+            latchkey::clock::Clock::default().db_now(),
+        );
         self.db
             .run(move |conn| User::create(conn, &new))
             .await
