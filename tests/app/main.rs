@@ -11,6 +11,7 @@ mod csrf;
 mod headers;
 mod health;
 mod keys;
+mod layers;
 mod lockout;
 mod logging;
 mod login;
