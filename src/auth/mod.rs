@@ -17,7 +17,6 @@ pub mod next;
 pub mod signin;
 pub mod two_factor;
 
-pub use cookie::{CookieKind, Cookies};
 pub use csrf::{
     check_header as check_csrf_header, Csrf, CsrfForm, CsrfOnly, CsrfRejected, CsrfToken,
 };
@@ -25,6 +24,6 @@ pub use guards::{Admin, AdminRequired, AuthFailure, AuthState, CurrentUser, Via}
 pub use key_reload::reload_keys;
 pub use keyring::{check_strength, KeyFile, Keyring};
 pub use password::PasswordHasher;
-pub use sessions::{Kind, Sessions, Started};
+pub use sessions::Sessions;
 pub use throttle::Throttle;
 pub use tokens::{Claims, Subject, TokenError, Tokens};

@@ -12,4 +12,4 @@ pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
 pub use session::{RevokedSession, Session};
 pub use two_factor::{RecoveryCode, TwoFactor};
-pub use user::{NewUser, Role, SignupConflict, User, UserPage};
+pub use user::{NewUser, Role, SignupConflict, User};

@@ -190,11 +190,6 @@ fn wait_until(until: time::PrimitiveDateTime, now: time::PrimitiveDateTime) -> D
 }
 
 impl SignIn<'_> {
-    /// The session service.
-    pub fn sessions(&self) -> &Sessions {
-        self.sessions
-    }
-
     /// Holds a sign-in whose password was right until its second factor arrives: a signed
     /// cookie, valid for five minutes.
     pub fn hold(&self, jar: &CookieJar<'_>, user: &User, remember: bool) {
