@@ -118,11 +118,7 @@ fn migrate() -> Result<(), Error> {
 
 fn rotate_keys() -> Result<(), Error> {
     let settings = settings()?;
-    if settings
-        .jwt_secret
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
+    if settings.keys_from_environment() {
         return Err(Error::Config(
             "LATCHKEY_JWT_SECRET is set, so the key file is not used; unset it to rotate keys with the key file".into(),
         ));
@@ -142,17 +138,16 @@ fn rotate_keys() -> Result<(), Error> {
             rotation.dropped.join(", ")
         );
     }
-    println!("restart every instance (or roll them one by one) to sign with the new key");
+    println!(
+        "running instances using this file sign with the new key within a second (or at once on \
+         `kill -HUP`); copy the file, by a rename, to instances on other machines"
+    );
     Ok(())
 }
 
 fn list_keys() -> Result<(), Error> {
     let settings = settings()?;
-    if settings
-        .jwt_secret
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
+    if settings.keys_from_environment() {
         let ring = Keyring::load(&settings)?;
         println!("{} (from LATCHKEY_JWT_SECRET, active)", ring.active().kid);
         return Ok(());
