@@ -18,6 +18,7 @@ mod login;
 mod openapi;
 mod pages;
 mod sessions;
+mod sign_out_elsewhere;
 mod signup;
 mod tokens;
 mod two_factor;
