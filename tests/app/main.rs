@@ -17,6 +17,7 @@ mod logging;
 mod login;
 mod openapi;
 mod pages;
+mod password_hashing;
 mod sessions;
 mod sign_out_elsewhere;
 mod signup;
