@@ -10,6 +10,8 @@ mod cli;
 mod csrf;
 mod headers;
 mod health;
+#[cfg(unix)]
+mod key_reload_signal;
 mod keys;
 mod layers;
 mod lockout;
