@@ -17,6 +17,7 @@ mod layers;
 mod lockout;
 mod logging;
 mod login;
+mod migrations;
 mod openapi;
 mod pages;
 mod password_hashing;
