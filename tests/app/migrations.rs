@@ -68,7 +68,7 @@ fn assert_fully_migrated(pool: &Db, url: &str, applied: Vec<String>) {
 #[test]
 fn instances_migrating_a_fresh_database_together_both_succeed_and_apply_it_once() {
     // A race is a matter of timing: try a few fresh databases.
-    for round in 0..3 {
+    for round in 0..8 {
         let dir = tempfile::tempdir().unwrap();
         let db = TestDb::new(&dir);
         let pool = pool(&db);
