@@ -24,11 +24,7 @@ pub fn watch_keys(rocket: &Rocket<Orbit>) {
     ) else {
         return;
     };
-    if settings
-        .jwt_secret
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
+    if settings.keys_from_environment() {
         return;
     }
     let tokens = sessions.tokens_shared();
@@ -65,7 +61,7 @@ pub fn watch_keys(rocket: &Rocket<Orbit>) {
             seen = now_seen;
             let (settings, tokens, csrf) = (settings.clone(), tokens.clone(), csrf.clone());
             let result = rocket::tokio::task::spawn_blocking(move || {
-                crate::reload_keys_into(&settings, &tokens, &csrf)
+                crate::auth::reload_keys(&settings, &tokens, &csrf)
             })
             .await;
             match result {

@@ -7,11 +7,11 @@ use rocket::response::{Flash, Redirect};
 use serde_json::json;
 
 use crate::allow::{allow_header, methods_if_not_allowed};
-use crate::auth::csrf::CsrfRejected;
-use crate::auth::guards::AdminRequired;
+use crate::auth::{AdminRequired, CsrfRejected};
 use crate::auth::{AuthState, CsrfToken, Sessions};
 use crate::json::ApiError;
-use crate::view::{page, percent_encode, Page};
+use crate::text::percent_encode;
+use crate::view::{page, Page};
 
 /// Every catcher of the site.
 pub fn all() -> Vec<rocket::Catcher> {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::auth::keyring::KeyFile;
+use crate::auth::KeyFile;
 use crate::auth::{Keyring, PasswordHasher};
 use crate::config::Settings;
 use crate::db::{self, Db};
@@ -98,7 +98,7 @@ fn serve() -> Result<(), Error> {
 
 fn migrate() -> Result<(), Error> {
     let settings = settings()?;
-    let db = Db::new(&settings);
+    let db = Db::new(&settings.database());
     db.create_if_missing()?;
     let applied = db::run_migrations(&mut *db.get()?)?;
     if applied.is_empty() {
@@ -118,11 +118,7 @@ fn migrate() -> Result<(), Error> {
 
 fn rotate_keys() -> Result<(), Error> {
     let settings = settings()?;
-    if settings
-        .jwt_secret
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
+    if settings.keys_from_environment() {
         return Err(Error::Config(
             "LATCHKEY_JWT_SECRET is set, so the key file is not used; unset it to rotate keys with the key file".into(),
         ));
@@ -142,17 +138,16 @@ fn rotate_keys() -> Result<(), Error> {
             rotation.dropped.join(", ")
         );
     }
-    println!("restart every instance (or roll them one by one) to sign with the new key");
+    println!(
+        "running instances using this file sign with the new key within a second (or at once on \
+         `kill -HUP`); copy the file, by a rename, to instances on other machines"
+    );
     Ok(())
 }
 
 fn list_keys() -> Result<(), Error> {
     let settings = settings()?;
-    if settings
-        .jwt_secret
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
+    if settings.keys_from_environment() {
         let ring = Keyring::load(&settings)?;
         println!("{} (from LATCHKEY_JWT_SECRET, active)", ring.active().kid);
         return Ok(());
@@ -194,7 +189,7 @@ fn create_admin(username: &str, email: &str) -> Result<(), Error> {
     let username = validation::username(username).map_err(|m| invalid("username", m))?;
     let email = validation::email(email).map_err(|m| invalid("email", m))?;
     let settings = settings()?;
-    let db = Db::new(&settings);
+    let db = Db::new(&settings.database());
     db.create_if_missing()?;
     let mut conn = db.get()?;
     db::run_migrations(&mut conn)?;
@@ -215,14 +210,15 @@ fn create_admin(username: &str, email: &str) -> Result<(), Error> {
         .map_err(|m| invalid("password", m))?;
     let hasher = PasswordHasher::new(&settings)?;
     let hash = hasher.hash_blocking(&password)?;
-    let new = NewUser::new(&username, &email, hash, Role::Admin);
+    let clock = crate::clock::Clock::default();
+    let new = NewUser::new(&username, &email, hash, Role::Admin, clock.db_now());
     match User::create(&mut conn, &new)? {
         Ok(user) => {
             let peer = crate::peer::Peer::default();
             crate::events::Event::new(AuditKind::AdminCreated, &peer)
                 .subject(crate::events::Who::user(&user.id, &user.username))
                 .detail("created with latchkey create-admin")
-                .record_with(&mut conn, &crate::clock::Clock::default())?;
+                .record_with(&mut conn, &clock)?;
             println!("created administrator {} <{}>", user.username, user.email);
             Ok(())
         }
@@ -234,7 +230,7 @@ fn create_admin(username: &str, email: &str) -> Result<(), Error> {
 
 fn reset_two_factor(login: &str) -> Result<(), Error> {
     let settings = settings()?;
-    let db = Db::new(&settings);
+    let db = Db::new(&settings.database());
     let mut conn = db.get()?;
     db::run_migrations(&mut conn)?;
     let user = User::find_by_login(&mut conn, login.trim())?

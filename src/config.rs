@@ -173,6 +173,11 @@ impl Settings {
         }
     }
 
+    /// Whether the signing key comes from `jwt_secret` (then the key file is not used).
+    pub fn keys_from_environment(&self) -> bool {
+        self.jwt_secret.as_deref().is_some_and(|s| !s.is_empty())
+    }
+
     /// Whether a missing key file is created (debug) or refused (release).
     pub fn create_key_file(&self) -> bool {
         self.create_key_file.unwrap_or(cfg!(debug_assertions))
@@ -184,6 +189,15 @@ impl Settings {
             self.hash_concurrency
         } else {
             std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+
+    /// What the database pool needs.
+    pub fn database(&self) -> crate::db::DbSettings {
+        crate::db::DbSettings {
+            url: self.database_url.clone(),
+            pool_size: self.database_pool_size,
+            timeout_secs: self.database_timeout_secs,
         }
     }
 

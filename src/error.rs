@@ -34,18 +34,33 @@ pub enum Error {
     /// The row the request names does not exist.
     #[error("not found")]
     NotFound,
+    /// A change refused for a reason its caller shows as it is (nothing was changed).
+    #[error("{0}")]
+    Refused(String),
+    /// A change could not be saved, so none of it was (its transaction rolled back).
+    #[error("change not saved, nothing changed: {0}")]
+    NotSaved(String),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
 }
 
 impl Error {
+    /// For a change made in one transaction: a refusal of the change's own (the last admin, a
+    /// missing row) stays as it is; any other failure means nothing was saved.
+    pub fn not_saved(self) -> Error {
+        match self {
+            Error::LastAdmin | Error::NotFound | Error::NotSaved(_) | Error::Refused(_) => self,
+            other => Error::NotSaved(other.to_string()),
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> Status {
         match self {
-            Error::DatabaseUnavailable(_) => Status::ServiceUnavailable,
+            Error::DatabaseUnavailable(_) | Error::NotSaved(_) => Status::ServiceUnavailable,
             Error::NotFound => Status::NotFound,
-            Error::LastAdmin => Status::Conflict,
+            Error::LastAdmin | Error::Refused(_) => Status::Conflict,
             _ => Status::InternalServerError,
         }
     }

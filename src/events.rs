@@ -78,7 +78,8 @@ impl<'a> Event<'a> {
         self
     }
 
-    fn log(&self) {
+    /// Writes the event's log line (for an event stored inside a transaction: once it committed).
+    pub fn log(&self) {
         let mut line = format!("auth event={}", self.kind.as_str());
         if let (Some(actor), Some(subject)) = (self.actor, self.subject) {
             if actor.name != subject.name {
@@ -115,10 +116,15 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// Logs the event and appends it to the audit table on this connection (inside the caller's
-    /// transaction, when there is one).
+    /// Logs the event and appends it to the audit table on this connection.
     pub fn record_with(&self, conn: &mut DbConnection, clock: &Clock) -> Result<(), Error> {
         self.log();
+        self.store(conn, clock)
+    }
+
+    /// Appends the event to the audit table on this connection, inside the caller's transaction,
+    /// without its log line (write that with [`Event::log`] once the transaction committed).
+    pub fn store(&self, conn: &mut DbConnection, clock: &Clock) -> Result<(), Error> {
         AuditEvent::record(conn, &self.row(clock))
     }
 }

@@ -1,23 +1,24 @@
 //! latchkey: sign-up, sign-in and role-based access for a Rocket site, with a signed JWT in an
 //! HttpOnly cookie, on SQLite or PostgreSQL.
 
-pub mod allow;
+mod allow;
 pub mod auth;
 mod background;
-pub mod catchers;
+mod catchers;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod events;
-pub mod headers;
-pub mod json;
+mod events;
+mod headers;
+mod json;
 pub mod models;
-pub mod peer;
-pub mod routes;
-pub mod validation;
-pub mod view;
+mod peer;
+mod routes;
+pub mod text;
+mod validation;
+mod view;
 
 use crate::view::Pages;
 use rocket::fairing::AdHoc;
@@ -53,7 +54,7 @@ fn prepare(figment: &Figment) -> Result<Parts, Error> {
             settings.static_dir.display()
         )));
     }
-    let db = Db::new(&settings);
+    let db = Db::new(&settings.database());
     db.create_if_missing()?;
     let applied = db::run_migrations(&mut *db.get()?)?;
     if !applied.is_empty() {
@@ -133,8 +134,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
 }
 
 /// Re-reads the key file and, when its keys differ from those in use, signs and verifies with
-/// them from now on (tokens and CSRF tokens of keys still on the ring keep working). Runs on
-/// SIGHUP and when the file changes; returns whether the keys changed. Blocking (reads a file).
+/// them from now on (see `auth::key_reload`); returns whether the keys changed. Blocking.
 pub fn reload_keys(rocket: &Rocket<Orbit>) -> Result<bool, Error> {
     match (
         rocket.state::<Settings>(),
@@ -142,36 +142,8 @@ pub fn reload_keys(rocket: &Rocket<Orbit>) -> Result<bool, Error> {
         rocket.state::<Csrf>(),
     ) {
         (Some(settings), Some(sessions), Some(csrf)) => {
-            reload_keys_into(settings, sessions.tokens(), csrf)
+            auth::reload_keys(settings, sessions.tokens(), csrf)
         }
         _ => Ok(false),
     }
-}
-
-/// [`reload_keys`] on the parts themselves.
-pub(crate) fn reload_keys_into(
-    settings: &Settings,
-    tokens: &Tokens,
-    csrf: &Csrf,
-) -> Result<bool, Error> {
-    if settings
-        .jwt_secret
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Ok(false); // keys from the environment change only with a restart
-    }
-    let ring = Keyring::load(settings)?;
-    if tokens.keyring().kids() == ring.kids() {
-        return Ok(false);
-    }
-    log::info!(
-        "signing keys reloaded from {}: signing with {} (verifying {:?})",
-        settings.key_file.display(),
-        ring.active().kid,
-        ring.kids()
-    );
-    csrf.replace_keys(&ring);
-    tokens.replace_keyring(ring);
-    Ok(true)
 }

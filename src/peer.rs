@@ -18,11 +18,6 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// The address as text, or empty.
-    pub fn ip_string(&self) -> String {
-        self.ip.map(|ip| ip.to_string()).unwrap_or_default()
-    }
-
     /// Reads the peer of a request.
     pub fn of(req: &Request<'_>) -> Peer {
         Peer {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use rocket::form;
 use serde::Serialize;
 
 /// Shortest password accepted, in characters (ASVS 2.1.1).
@@ -13,7 +14,7 @@ const PASSWORD_MIN_SCORE: u8 = 3;
 
 /// Messages keyed by form field name, shown beside each field; `form` is for the whole form.
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct FieldErrors(BTreeMap<&'static str, String>);
+pub struct FieldErrors(BTreeMap<String, String>);
 
 impl FieldErrors {
     /// No errors yet.
@@ -21,19 +22,34 @@ impl FieldErrors {
         FieldErrors::default()
     }
 
+    /// One message for the whole form.
+    pub fn form(message: impl Into<String>) -> FieldErrors {
+        let mut errors = FieldErrors::new();
+        errors.add("form", message);
+        errors
+    }
+
+    /// The messages of a submitted form's field validators.
+    pub fn of(context: &form::Context<'_>) -> FieldErrors {
+        let mut errors = FieldErrors::new();
+        for error in context.errors() {
+            let field = error
+                .name
+                .as_ref()
+                .map_or_else(|| "form".to_string(), |n| n.to_string());
+            let message = match &error.kind {
+                form::error::ErrorKind::Validation(message) => message.to_string(),
+                form::error::ErrorKind::Missing => "Fill in this field.".to_string(),
+                _ => "This value could not be read. Check it and try again.".to_string(),
+            };
+            errors.add(field, message);
+        }
+        errors
+    }
+
     /// Records a message for `field`, keeping the first one given.
-    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
-        self.0.entry(field).or_insert_with(|| message.into());
-    }
-
-    /// Records the error of `result`, if any, and returns its value.
-    pub fn check<T>(&mut self, field: &'static str, result: Result<T, String>) -> Option<T> {
-        result.map_err(|m| self.add(field, m)).ok()
-    }
-
-    /// Whether `field` already has a message.
-    pub fn has(&self, field: &str) -> bool {
-        self.0.contains_key(field)
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(field.into()).or_insert_with(|| message.into());
     }
 
     /// True when nothing is wrong.
@@ -41,6 +57,8 @@ impl FieldErrors {
         self.0.is_empty()
     }
 }
+
+pub mod field;
 
 /// A username: 3–32 of `A–Z a–z 0–9 _ . -`, surrounding spaces ignored.
 pub fn username(raw: &str) -> Result<String, String> {

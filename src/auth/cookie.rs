@@ -1,49 +1,80 @@
-//! The session cookie: HttpOnly, SameSite=Lax, Path=/, and `Secure` + `__Host-` when configured.
+//! The site's cookies, named and flagged in one place: HttpOnly, Path=/, and `Secure` + the
+//! `__Host-` prefix when the site is served over TLS (`cookie_secure`).
 
 use rocket::http::{Cookie, SameSite};
 use rocket::time::Duration;
 
-/// How the session cookie is named and flagged on this site.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionCookie {
-    secure: bool,
+/// Each cookie the site sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieKind {
+    /// The access token (SameSite=Lax, so links from other sites arrive signed in).
+    Session,
+    /// The random value signed-out forms' CSRF tokens are bound to (SameSite=Lax).
+    PreSession,
+    /// A sign-in between its password and its second factor (SameSite=Strict, five minutes).
+    PendingSignIn,
 }
 
-impl SessionCookie {
-    /// `secure` turns on the `Secure` flag and the `__Host-` prefix (which requires it).
-    pub fn new(secure: bool) -> SessionCookie {
-        SessionCookie { secure }
-    }
-
-    /// Whether cookies carry `Secure` and the `__Host-` prefix on this site.
-    pub fn is_secure(&self) -> bool {
-        self.secure
-    }
-
-    /// The cookie's name on this site.
-    pub fn name(&self) -> &'static str {
-        if self.secure {
-            "__Host-latchkey"
-        } else {
-            "latchkey"
+impl CookieKind {
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            CookieKind::Session => ("latchkey", "__Host-latchkey"),
+            CookieKind::PreSession => ("latchkey_csrf", "__Host-latchkey_csrf"),
+            CookieKind::PendingSignIn => ("latchkey_2fa", "__Host-latchkey_2fa"),
         }
     }
 
-    /// A cookie carrying `token`; `max_age` only for "remember me" (otherwise it ends with the browser).
-    pub fn with_token(&self, token: String, max_age: Option<Duration>) -> Cookie<'static> {
-        let mut cookie = Cookie::build((self.name(), token))
+    fn same_site(self) -> SameSite {
+        match self {
+            CookieKind::PendingSignIn => SameSite::Strict,
+            CookieKind::Session | CookieKind::PreSession => SameSite::Lax,
+        }
+    }
+}
+
+/// How this site names and flags its cookies.
+#[derive(Debug, Clone, Copy)]
+pub struct Cookies {
+    secure: bool,
+}
+
+impl Cookies {
+    /// `secure` turns on the `Secure` flag and the `__Host-` prefix (which requires it).
+    pub fn new(secure: bool) -> Cookies {
+        Cookies { secure }
+    }
+
+    /// The name of a cookie on this site.
+    pub fn name(&self, kind: CookieKind) -> &'static str {
+        let (plain, host) = kind.names();
+        if self.secure {
+            host
+        } else {
+            plain
+        }
+    }
+
+    /// A cookie of `kind` carrying `value`, ending with the browser unless `max_age` is given.
+    pub fn make(
+        &self,
+        kind: CookieKind,
+        value: String,
+        max_age: Option<Duration>,
+    ) -> Cookie<'static> {
+        let mut cookie = Cookie::build((self.name(kind), value))
             .path("/")
             .http_only(true)
             .secure(self.secure)
-            .same_site(SameSite::Lax);
+            .same_site(kind.same_site());
         if let Some(age) = max_age {
             cookie = cookie.max_age(age);
         }
         cookie.build()
     }
 
-    /// The cookie to pass to `CookieJar::remove`; same name, path and flags as the one set.
-    pub fn removal(&self) -> Cookie<'static> {
-        self.with_token(String::new(), None)
+    /// The cookie to pass to `CookieJar::remove`: same name, path and flags as the one set (a
+    /// `__Host-` cookie is only replaced by a `Secure` one).
+    pub fn removal(&self, kind: CookieKind) -> Cookie<'static> {
+        self.make(kind, String::new(), None)
     }
 }

@@ -1,7 +1,8 @@
 //! CSRF protection for every POST form: a hidden `csrf_token` that is an HMAC of the session id
 //! (or, before sign-in, of a random pre-session cookie), plus an `Origin`/`Sec-Fetch-Site` check.
 //! Forms are read through [`CsrfForm`], a data guard that refuses a missing or wrong token with
-//! 403 before the handler runs, so nothing changes.
+//! 403 before the handler runs, so nothing changes; the JSON API checks a header instead
+//! ([`check_header`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -10,16 +11,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rocket::data::{self, Data, FromData};
-use rocket::form::Form;
-use rocket::http::{Cookie, CookieJar, SameSite, Status};
+use rocket::form::{self, Contextual, Form, FromForm};
+use rocket::http::{CookieJar, Status};
 use rocket::request::{self, FromRequest, Request};
 use sha2::Sha256;
 
+use super::cookie::{CookieKind, Cookies};
 use super::{AuthState, Keyring};
 use crate::events::{Audit, Event};
 use crate::models::AuditKind;
 use crate::peer::Peer;
-use crate::routes::Fields;
+use crate::validation::FieldErrors;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -33,7 +35,7 @@ pub struct Csrf {
     issued: Arc<RwLock<HashMap<String, String>>>,
     /// Derived from the keyring, active key first, so tokens survive a key rotation.
     keys: Arc<RwLock<Vec<[u8; 32]>>>,
-    secure: bool,
+    cookies: Cookies,
     public_origin: Option<String>,
 }
 
@@ -47,17 +49,13 @@ impl Csrf {
         Csrf {
             issued: Arc::new(RwLock::new(HashMap::new())),
             keys: Arc::new(RwLock::new(keyring.derived_keys())),
-            secure,
+            cookies: Cookies::new(secure),
             public_origin,
         }
     }
 
     fn pre_session_cookie(&self) -> &'static str {
-        if self.secure {
-            "__Host-latchkey_csrf"
-        } else {
-            "latchkey_csrf"
-        }
+        self.cookies.name(CookieKind::PreSession)
     }
 
     fn mac(key: &[u8; 32], binding: &str) -> HmacSha256 {
@@ -120,12 +118,10 @@ impl Csrf {
             Some(cookie) if !cookie.value().is_empty() => cookie.value().to_string(),
             _ => {
                 let value = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-                let cookie = Cookie::build((self.pre_session_cookie(), value.clone()))
-                    .path("/")
-                    .http_only(true)
-                    .secure(self.secure)
-                    .same_site(SameSite::Lax);
-                jar.add(cookie);
+                jar.add(
+                    self.cookies
+                        .make(CookieKind::PreSession, value.clone(), None),
+                );
                 value
             }
         };
@@ -197,16 +193,51 @@ impl<'r> FromRequest<'r> for CsrfToken {
     }
 }
 
-/// A submitted form whose CSRF token and origin were checked.
-pub struct CsrfForm(pub Fields);
+/// A submitted form whose origin and CSRF token were checked before the handler runs (a missing
+/// or wrong token is a 403 and nothing changes), parsed into `T` with Rocket's field validators.
+/// When a field fails its validator the form comes back with its values and errors, to show it
+/// again.
+pub struct CsrfForm<'r, T> {
+    form: Contextual<'r, T>,
+}
 
-impl std::ops::Deref for CsrfForm {
-    type Target = Fields;
+impl<'r, T> CsrfForm<'r, T> {
+    /// The text submitted for `field`, or "".
+    pub fn submitted(&self, field: &str) -> &'r str {
+        self.form.context.field_value(field).unwrap_or("")
+    }
 
-    fn deref(&self) -> &Fields {
-        &self.0
+    /// The parsed form, or — when a field failed its validator — the message for each field,
+    /// to show the form again (its values are still at [`CsrfForm::submitted`]).
+    pub fn parsed(self) -> Result<T, FieldErrors> {
+        match self.form.value {
+            Some(value) => Ok(value),
+            None => Err(FieldErrors::of(&self.form.context)),
+        }
     }
 }
+
+/// A form with no fields but its CSRF token (buttons such as "Sign out").
+#[derive(Debug)]
+pub struct NoFields;
+
+#[rocket::async_trait]
+impl<'r> FromForm<'r> for NoFields {
+    type Context = ();
+
+    fn init(_: form::Options) -> Self::Context {}
+
+    fn push_value(_: &mut Self::Context, _: form::ValueField<'r>) {}
+
+    async fn push_data(_: &mut Self::Context, _: form::DataField<'r, '_>) {}
+
+    fn finalize(_: Self::Context) -> form::Result<'r, Self> {
+        Ok(NoFields)
+    }
+}
+
+/// A button form: only its CSRF token.
+pub type CsrfOnly<'r> = CsrfForm<'r, NoFields>;
 
 async fn reject(req: &Request<'_>, why: String) -> (Status, String) {
     req.local_cache(|| Some(CsrfRejected));
@@ -224,7 +255,7 @@ async fn reject(req: &Request<'_>, why: String) -> (Status, String) {
 }
 
 #[rocket::async_trait]
-impl<'r> FromData<'r> for CsrfForm {
+impl<'r, T: FromForm<'r> + Send + 'r> FromData<'r> for CsrfForm<'r, T> {
     type Error = String;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
@@ -237,18 +268,18 @@ impl<'r> FromData<'r> for CsrfForm {
         if let Err(why) = csrf.same_origin(req) {
             return data::Outcome::Error(reject(req, why).await);
         }
-        let fields = match Form::<Fields>::from_data(req, data).await {
+        let form = match Form::<Contextual<'r, T>>::from_data(req, data).await {
             data::Outcome::Success(form) => form.into_inner(),
             data::Outcome::Error((status, errors)) => {
                 return data::Outcome::Error((status, errors.to_string()));
             }
             data::Outcome::Forward(f) => return data::Outcome::Forward(f),
         };
-        let token = fields.get("csrf_token");
-        let state = AuthState::of(req).await;
+        let token = form.context.field_value("csrf_token").unwrap_or("");
         if token.is_empty() {
             return data::Outcome::Error(reject(req, "no csrf_token".into()).await);
         }
+        let state = AuthState::of(req).await;
         if !csrf
             .accepted_bindings(state, req.cookies())
             .iter()
@@ -256,53 +287,29 @@ impl<'r> FromData<'r> for CsrfForm {
         {
             return data::Outcome::Error(reject(req, "csrf_token does not match".into()).await);
         }
-        data::Outcome::Success(CsrfForm(fields))
+        data::Outcome::Success(CsrfForm { form })
     }
 }
 
-/// For `/api/*` requests that change state: passes Bearer requests (no ambient credential); a
-/// cookie-authenticated request must send the page's CSRF token in `X-CSRF-Token`.
-pub struct ApiCsrf;
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for ApiCsrf {
-    type Error = crate::json::ApiError;
-
-    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        let state = AuthState::of(req).await;
-        let Some(user) = state.user() else {
-            return request::Outcome::Success(ApiCsrf); // the auth guard answers for this
-        };
-        if user.via == super::Via::Bearer {
-            return request::Outcome::Success(ApiCsrf);
-        }
-        let Some(csrf) = req.rocket().state::<Csrf>() else {
-            return request::Outcome::Error((
-                Status::InternalServerError,
-                crate::json::ApiError::new(
-                    Status::InternalServerError,
-                    "server_error",
-                    "CSRF is not configured.",
-                ),
-            ));
-        };
-        let token = req.headers().get_one("X-CSRF-Token").unwrap_or("");
-        let bindings = csrf.accepted_bindings(state, req.cookies());
-        if !token.is_empty() && bindings.iter().any(|b| csrf.verify(b, token)) {
-            return request::Outcome::Success(ApiCsrf);
-        }
-        let (status, _) = reject(
-            req,
-            "cookie-authenticated API request without a valid X-CSRF-Token".into(),
-        )
-        .await;
-        request::Outcome::Error((
-            status,
-            crate::json::ApiError::new(
-                status,
-                "csrf",
-                "Send the page's CSRF token in the X-CSRF-Token header, or use a Bearer token.",
-            ),
-        ))
+/// Checks a cookie-authenticated request that sends its CSRF token in `X-CSRF-Token` (the JSON
+/// API; Bearer requests carry no ambient credential and need none). A refusal is recorded and
+/// marked for the error answer, like a refused form.
+pub async fn check_header(req: &Request<'_>) -> Result<(), Status> {
+    let state = AuthState::of(req).await;
+    let Some(user) = state.user() else {
+        return Ok(()); // the auth guard answers for this
+    };
+    if user.via == super::Via::Bearer {
+        return Ok(());
     }
+    let Some(csrf) = req.rocket().state::<Csrf>() else {
+        return Err(Status::InternalServerError);
+    };
+    let token = req.headers().get_one("X-CSRF-Token").unwrap_or("");
+    let bindings = csrf.accepted_bindings(state, req.cookies());
+    if !token.is_empty() && bindings.iter().any(|b| csrf.verify(b, token)) {
+        return Ok(());
+    }
+    let why = "cookie-authenticated API request without a valid X-CSRF-Token";
+    Err(reject(req, why.into()).await.0)
 }

@@ -10,6 +10,7 @@ use rocket::outcome::try_outcome;
 use rocket::request::{FromRequest, Outcome, Request};
 use time::OffsetDateTime;
 
+use super::cookie::CookieKind;
 use super::sessions::Sessions;
 use super::{Claims, TokenError};
 use crate::config::Settings;
@@ -27,14 +28,10 @@ pub struct CurrentUser {
     pub email: String,
     /// Role at the time the token was issued (a role change revokes the user's sessions).
     pub role: Role,
-    /// When this token stops being accepted (it is renewed before then while the session lives).
-    pub expires_at: OffsetDateTime,
     /// When the session ends at the latest.
     pub session_expires_at: OffsetDateTime,
     /// The session (`sid`).
     pub session_id: String,
-    /// The token's `jti`.
-    pub token_id: String,
     /// Where the token came from.
     pub via: Via,
     /// A token from a read-only API key: GET requests only.
@@ -61,10 +58,8 @@ impl CurrentUser {
             username: claims.name.clone(),
             email: claims.email.clone(),
             role: claims.role,
-            expires_at: at(claims.exp),
             session_expires_at: at(claims.sexp),
             session_id: claims.sid.clone(),
-            token_id: claims.jti.clone(),
             via,
             read_only: claims.scp.as_deref() == Some("read"),
             two_factor: claims.amr.iter().any(|m| m == "otp"),
@@ -118,7 +113,10 @@ impl AuthState {
             .map(|t| t.trim().to_string());
         let (token, via) = match bearer {
             Some(token) => (token, Via::Bearer),
-            None => match req.cookies().get(sessions.cookie().name()) {
+            None => match req
+                .cookies()
+                .get(sessions.cookies().name(CookieKind::Session))
+            {
                 Some(cookie) => (cookie.value().to_string(), Via::Cookie),
                 None => return AuthState::SignedOut,
             },
@@ -162,7 +160,7 @@ impl AuthState {
             return AuthState::SignedIn(CurrentUser::from_claims(&claims, via));
         }
         match sessions.renew(req.cookies(), &claims).await {
-            Ok(Some(user)) => AuthState::SignedIn(user),
+            Ok(Some(renewed)) => AuthState::SignedIn(CurrentUser::from_claims(&renewed, via)),
             Ok(None) => {
                 clear_cookie();
                 AuthState::Expired

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -130,6 +131,21 @@ impl Keyring {
                 .map(|(_, k)| k.derived),
         );
         keys
+    }
+
+    /// A 32-byte key per ring key (active first) for one purpose alone: a MAC made for one
+    /// purpose never verifies for another.
+    pub fn purpose_keys(&self, purpose: &str) -> Vec<[u8; 32]> {
+        self.derived_keys()
+            .iter()
+            .map(|derived| {
+                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(derived)
+                    .expect("HMAC takes any key length");
+                mac.update(b"latchkey purpose key v1\0");
+                mac.update(purpose.as_bytes());
+                mac.finalize().into_bytes().into()
+            })
+            .collect()
     }
 
     /// Every `kid` on the ring, active first.

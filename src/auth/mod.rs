@@ -1,24 +1,29 @@
-//! Who is asking: passwords, tokens, the keyring, sessions and revocation, the session cookie
-//! and the request guards.
+//! Who is asking: passwords, tokens, the keyring, sessions and revocation, the site's cookies,
+//! CSRF, the one sign-in pipeline and the request guards. Nothing here knows about pages or
+//! routes: it answers with types, and the routes turn them into pages and JSON.
 
-pub mod cookie;
-pub mod csrf;
-pub mod guards;
-pub mod keyring;
+mod cookie;
+mod csrf;
+mod guards;
+mod key_reload;
+mod keyring;
+mod password;
+mod revocations;
+mod sessions;
+mod throttle;
+mod tokens;
+
 pub mod next;
-pub mod password;
-pub mod revocations;
-pub mod sessions;
 pub mod signin;
-pub mod throttle;
-pub mod tokens;
 pub mod two_factor;
 
-pub use csrf::{Csrf, CsrfForm, CsrfToken};
-pub use guards::{Admin, AuthState, CurrentUser, Via};
-pub use keyring::Keyring;
+pub use csrf::{
+    check_header as check_csrf_header, Csrf, CsrfForm, CsrfOnly, CsrfRejected, CsrfToken,
+};
+pub use guards::{Admin, AdminRequired, AuthFailure, AuthState, CurrentUser, Via};
+pub use key_reload::reload_keys;
+pub use keyring::{check_strength, KeyFile, Keyring};
 pub use password::PasswordHasher;
-pub use revocations::Revocations;
 pub use sessions::Sessions;
 pub use throttle::Throttle;
 pub use tokens::{Claims, Subject, TokenError, Tokens};

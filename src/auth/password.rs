@@ -182,6 +182,123 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// With `hash_concurrency = 2`, many jobs at once run at most two at a time, each on a
+    /// `password-hash-*` thread, while a task on a one-thread runtime keeps running; real hashes
+    /// and checks leave that runtime thread without an argon2 work area.
+    #[test]
+    fn hashing_is_bounded_and_stays_off_the_async_workers() {
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+        use std::time::{Duration, Instant};
+
+        const N: usize = 2;
+        const JOBS: usize = 6;
+        const JOB_TIME: Duration = Duration::from_millis(300);
+        let settings = Settings {
+            argon2_memory_kib: 256,
+            argon2_iterations: 1,
+            hash_concurrency: N,
+            ..Settings::default()
+        };
+        let hasher = PasswordHasher::new(&settings).unwrap();
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let longest_gap = Arc::new(AtomicU64::new(0));
+        let gap = longest_gap.clone();
+        let (peak_, threads_) = (peak.clone(), threads.clone());
+        // A fresh thread for the runtime, so its argon2 work area starts empty.
+        let worker = std::thread::spawn(move || {
+            let (peak, threads) = (peak_, threads_);
+            let runtime = rocket::tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let took = runtime.block_on(async {
+                // Ticks on the runtime's only thread; a job run there would stall it.
+                let ticker = rocket::tokio::spawn(async move {
+                    let mut last = Instant::now();
+                    loop {
+                        rocket::tokio::time::sleep(Duration::from_millis(10)).await;
+                        gap.fetch_max(last.elapsed().as_millis() as u64, Ordering::SeqCst);
+                        last = Instant::now();
+                    }
+                });
+                let start = Instant::now();
+                let jobs: Vec<_> = (0..JOBS)
+                    .map(|_| {
+                        let (hasher, running, peak, threads) = (
+                            hasher.clone(),
+                            running.clone(),
+                            peak.clone(),
+                            threads.clone(),
+                        );
+                        rocket::tokio::spawn(async move {
+                            hasher
+                                .run(move || {
+                                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                                    peak.fetch_max(now, Ordering::SeqCst);
+                                    let name = std::thread::current().name().map(str::to_string);
+                                    threads.lock().unwrap().push(name);
+                                    std::thread::sleep(JOB_TIME);
+                                    running.fetch_sub(1, Ordering::SeqCst);
+                                })
+                                .await
+                        })
+                    })
+                    .collect();
+                // Real hashes and checks alongside, through the same permits and threads.
+                let hashes: Vec<_> = (0..4)
+                    .map(|i| {
+                        let hasher = hasher.clone();
+                        rocket::tokio::spawn(async move {
+                            let hash = hasher.hash(format!("password {i}")).await.unwrap();
+                            assert!(hasher
+                                .verify(format!("password {i}"), Some(hash))
+                                .await
+                                .unwrap());
+                            assert!(!hasher.verify("x".into(), None).await.unwrap());
+                        })
+                    })
+                    .collect();
+                for job in jobs {
+                    job.await.unwrap().unwrap();
+                }
+                for hash in hashes {
+                    hash.await.unwrap();
+                }
+                ticker.abort();
+                start.elapsed()
+            });
+            let clean = WORK_AREA.with(|area| area.borrow().is_empty());
+            (took, clean)
+        });
+        let (took, clean) = worker.join().unwrap();
+        assert!(clean, "argon2 ran on the runtime thread");
+        let longest_gap = longest_gap.load(Ordering::SeqCst);
+        assert!(
+            longest_gap < 200,
+            "the runtime thread stalled for {longest_gap} ms while jobs of {JOB_TIME:?} ran"
+        );
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            N,
+            "at most (and up to) N at once"
+        );
+        assert!(
+            took >= JOB_TIME * (JOBS / N) as u32,
+            "{JOBS} jobs of {JOB_TIME:?} took {took:?}: more than {N} ran at once"
+        );
+        let threads = threads.lock().unwrap();
+        assert_eq!(threads.len(), JOBS);
+        for name in threads.iter() {
+            assert!(
+                name.as_deref()
+                    .is_some_and(|n| n.starts_with("password-hash-")),
+                "a job ran on {name:?}"
+            );
+        }
+    }
+
     #[test]
     fn our_phc_strings_interoperate_with_the_argon2_crate() {
         use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};

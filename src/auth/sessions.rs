@@ -1,21 +1,46 @@
 //! Sign-in sessions: starting one (row + token + cookie), renewing the token from the row, and
 //! ending one or all of a user's sessions.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use rocket::http::CookieJar;
 use time::{Duration, OffsetDateTime};
 
-use super::cookie::SessionCookie;
+use super::cookie::{CookieKind, Cookies};
 use super::revocations::Revocations;
-use super::tokens::{Claims, Subject};
-use super::{CurrentUser, Tokens};
+use super::tokens::{Claims, Subject, Tokens};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
 use crate::models::{RevokedSession, Session, User};
+use crate::peer::Peer;
+
+/// What kind of session a sign-in opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A browser's, continued by renewing its cookie; "remember me" makes it last longer.
+    Browser {
+        /// "Remember me" was ticked.
+        remember: bool,
+    },
+    /// A program's: one Bearer token, read-only when its API key is.
+    Api {
+        /// The token may only read.
+        read_only: bool,
+    },
+}
+
+/// A session just opened, with its first token.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The stored row.
+    pub session: Session,
+    /// The signed token.
+    pub token: String,
+    /// What it says.
+    pub claims: Claims,
+}
 
 /// Everything that issues, renews and revokes sessions; managed state.
 pub struct Sessions {
@@ -23,7 +48,7 @@ pub struct Sessions {
     tokens: Arc<Tokens>,
     clock: Clock,
     revocations: Arc<Revocations>,
-    cookie: SessionCookie,
+    cookies: Cookies,
     lifetime: Duration,
     remember_lifetime: Duration,
     idle_timeout: Duration,
@@ -39,7 +64,7 @@ impl Sessions {
             revocations: Arc::new(Revocations::new(std::time::Duration::from_millis(
                 settings.revocation_refresh_ms,
             ))),
-            cookie: SessionCookie::new(settings.cookie_secure()),
+            cookies: Cookies::new(settings.cookie_secure()),
             lifetime: Duration::seconds(settings.session_ttl_secs),
             remember_lifetime: Duration::seconds(settings.remember_ttl_secs),
             idle_timeout: Duration::seconds(settings.idle_timeout_secs),
@@ -61,9 +86,9 @@ impl Sessions {
         &self.clock
     }
 
-    /// The cookie's name and flags.
-    pub fn cookie(&self) -> &SessionCookie {
-        &self.cookie
+    /// How the site names and flags its cookies.
+    pub fn cookies(&self) -> &Cookies {
+        &self.cookies
     }
 
     /// This instance's revocation list.
@@ -76,97 +101,68 @@ impl Sessions {
         &self.db
     }
 
-    /// Signs `user` in: a session row, a token, the cookie (persistent only with `remember`).
-    /// `two_factor` says the sign-in passed a second factor; the session's tokens carry it.
-    #[allow(clippy::too_many_arguments)]
+    /// Opens a session for `user`: the row and its first token. A browser's session lasts its
+    /// absolute lifetime (longer with "remember me"); a program's as long as its one token, so it
+    /// shows on the devices page and can be revoked. `two_factor` says the sign-in passed a
+    /// second factor; the session's tokens carry it.
     pub async fn start(
         &self,
-        jar: &CookieJar<'_>,
         user: &User,
-        remember: bool,
+        kind: Kind,
         two_factor: bool,
-        user_agent: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<Session, Error> {
-        let lifetime = if remember {
-            self.remember_lifetime
-        } else {
-            self.lifetime
+        peer: &Peer,
+    ) -> Result<Started, Error> {
+        let (lifetime, remember, read_only) = match kind {
+            Kind::Browser { remember: true } => (self.remember_lifetime, true, false),
+            Kind::Browser { remember: false } => (self.lifetime, false, false),
+            Kind::Api { read_only } => {
+                (Duration::seconds(self.tokens.ttl_secs()), false, read_only)
+            }
         };
-        let session = self
-            .insert_row(user, lifetime, remember, two_factor, user_agent, ip)
-            .await?;
-        let subject = Subject::of(user, &session.id, false).with_two_factor(two_factor);
-        self.set_cookie(jar, &subject, &session)?;
-        Ok(session)
-    }
-
-    /// Stores a new session row for `user`.
-    async fn insert_row(
-        &self,
-        user: &User,
-        lifetime: Duration,
-        remember: bool,
-        two_factor: bool,
-        user_agent: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<Session, Error> {
         let mut session = Session::new(
             &user.id,
             self.clock.db_now(),
             lifetime,
             remember,
-            user_agent,
-            &ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            &peer.user_agent,
+            &peer.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         );
         session.two_factor = two_factor;
         let row = session.clone();
         self.db.run(move |conn| row.insert(conn)).await?;
-        Ok(session)
+        let subject = Subject::of(user, &session.id, read_only).with_two_factor(two_factor);
+        let (token, claims) =
+            self.tokens
+                .issue(&subject, self.clock.now(), session.expires_at.assume_utc())?;
+        Ok(Started {
+            session,
+            token,
+            claims,
+        })
     }
 
-    fn set_cookie(
-        &self,
-        jar: &CookieJar<'_>,
-        subject: &Subject<'_>,
-        session: &Session,
-    ) -> Result<Claims, Error> {
+    /// Puts a started session's token in the session cookie (persistent only with "remember me").
+    pub fn set_cookie(&self, jar: &CookieJar<'_>, started: &Started) {
         let now = self.clock.now();
-        let ends = session.expires_at.assume_utc();
-        let (token, claims) = self.tokens.issue(subject, now, ends)?;
-        let max_age = session
+        let ends = started.session.expires_at.assume_utc();
+        let max_age = started
+            .session
             .remember
             .then(|| rocket::time::Duration::seconds((ends - now).whole_seconds().max(0)));
-        jar.add(self.cookie.with_token(token, max_age));
-        Ok(claims)
-    }
-
-    /// Signs a program in: a session row that lasts as long as its one token (so it shows on the
-    /// devices page and can be revoked), and the token. No cookie.
-    pub async fn start_api(
-        &self,
-        user: &User,
-        read_only: bool,
-        two_factor: bool,
-        user_agent: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<(String, Claims), Error> {
-        let lifetime = Duration::seconds(self.tokens.ttl_secs());
-        let session = self
-            .insert_row(user, lifetime, false, two_factor, user_agent, ip)
-            .await?;
-        let subject = Subject::of(user, &session.id, read_only).with_two_factor(two_factor);
-        self.tokens
-            .issue(&subject, self.clock.now(), session.expires_at.assume_utc())
+        jar.add(
+            self.cookies
+                .make(CookieKind::Session, started.token.clone(), max_age),
+        );
     }
 
     /// Issues a fresh token from the session row if the session is still live (not revoked, not
-    /// past its absolute or idle limit, user present and enabled). `Ok(None)` means it is over.
+    /// past its absolute or idle limit, user present and enabled), and sets it in the cookie.
+    /// `Ok(None)` means the session is over.
     pub async fn renew(
         &self,
         jar: &CookieJar<'_>,
         claims: &Claims,
-    ) -> Result<Option<CurrentUser>, Error> {
+    ) -> Result<Option<Claims>, Error> {
         let now = self.clock.db_now();
         let idle = self.idle_timeout;
         let (sid, uid) = (claims.sid.clone(), claims.sub.clone());
@@ -190,11 +186,18 @@ impl Sessions {
             return Ok(None);
         };
         let subject = Subject::of(&user, &session.id, false).with_two_factor(session.two_factor);
-        let claims = self.set_cookie(jar, &subject, &session)?;
-        Ok(Some(CurrentUser::from_claims(
-            &claims,
-            super::guards::Via::Cookie,
-        )))
+        let (token, claims) =
+            self.tokens
+                .issue(&subject, self.clock.now(), session.expires_at.assume_utc())?;
+        self.set_cookie(
+            jar,
+            &Started {
+                session,
+                token,
+                claims: claims.clone(),
+            },
+        );
+        Ok(Some(claims))
     }
 
     /// Whether a valid token is old enough to be renewed now (less than half its life left).
@@ -231,6 +234,12 @@ impl Sessions {
         Ok(revoked.len())
     }
 
+    /// Refuses sessions revoked by a committed change on this instance at once (other instances
+    /// read them from the database within a second).
+    pub fn mark_revoked(&self, revoked: &[RevokedSession]) {
+        self.revocations.add(revoked);
+    }
+
     /// Live sessions of a user, for the devices page and the admin panel.
     pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<Session>, Error> {
         let (uid, now, idle) = (user_id.to_string(), self.clock.db_now(), self.idle_timeout);
@@ -246,6 +255,6 @@ impl Sessions {
 
     /// Clears the session cookie.
     pub fn clear_cookie(&self, jar: &CookieJar<'_>) {
-        jar.remove(self.cookie.removal());
+        jar.remove(self.cookies.removal(CookieKind::Session));
     }
 }

@@ -1,25 +1,20 @@
 //! Two-factor sign-in: TOTP (RFC 6238: SHA-1, 6 digits, 30 s, one step of skew) with totp-rs,
-//! the otpauth URI and its QR code, recovery codes, and the short-lived signed cookie that
-//! carries a sign-in from the password step to the code step.
+//! the otpauth URI and its QR code, and recovery codes. (The cookie that carries a sign-in from
+//! its password step to its code step is `signin::PendingSignIn`.)
 
 use qrcode::render::svg;
 use qrcode::QrCode;
 use rand::Rng;
-use rocket::http::{Cookie, CookieJar, SameSite};
 use time::OffsetDateTime;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-use super::cookie::SessionCookie;
-use super::Csrf;
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::{RecoveryCode, TwoFactor};
-use crate::view::percent_encode;
+use crate::text::percent_encode;
 
 /// Seconds per code.
 const STEP_SECS: i64 = 30;
-/// How long the code step may follow the password step.
-pub const PENDING_SECS: i64 = 5 * 60;
 /// Recovery codes made at a time.
 pub const RECOVERY_CODES: usize = 10;
 
@@ -152,97 +147,6 @@ pub fn new_recovery_codes() -> Vec<String> {
             code
         })
         .collect()
-}
-
-/// A sign-in whose password was right, waiting for its second factor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingSignIn {
-    /// The user.
-    pub user_id: String,
-    /// "Remember me" was ticked on the password step.
-    pub remember: bool,
-    /// Unix time after which the code step is refused.
-    pub expires: i64,
-}
-
-impl PendingSignIn {
-    fn cookie_name(cookie: &SessionCookie) -> &'static str {
-        if cookie.is_secure() {
-            "__Host-latchkey_2fa"
-        } else {
-            "latchkey_2fa"
-        }
-    }
-
-    fn binding(&self) -> String {
-        format!(
-            "2fa:{}:{}:{}",
-            self.user_id,
-            u8::from(self.remember),
-            self.expires
-        )
-    }
-
-    /// Sets the signed cookie (HttpOnly, SameSite=Strict, for the browser session only).
-    pub fn save(&self, jar: &CookieJar<'_>, csrf: &Csrf, cookie: &SessionCookie) {
-        let mac = csrf.token_for(&self.binding());
-        let value = format!(
-            "{}.{}.{}.{mac}",
-            self.user_id,
-            u8::from(self.remember),
-            self.expires
-        );
-        jar.add(
-            Cookie::build((PendingSignIn::cookie_name(cookie), value))
-                .path("/")
-                .http_only(true)
-                .secure(cookie.is_secure())
-                .same_site(SameSite::Strict),
-        );
-    }
-
-    /// The pending sign-in the browser holds, if its cookie is genuine and not expired.
-    pub fn load(
-        jar: &CookieJar<'_>,
-        csrf: &Csrf,
-        cookie: &SessionCookie,
-        now: OffsetDateTime,
-    ) -> Option<PendingSignIn> {
-        let value = jar
-            .get(PendingSignIn::cookie_name(cookie))?
-            .value()
-            .to_string();
-        let mut parts = value.splitn(4, '.');
-        let user_id = parts.next()?.to_string();
-        let remember = match parts.next()? {
-            "1" => true,
-            "0" => false,
-            _ => return None,
-        };
-        let expires: i64 = parts.next()?.parse().ok()?;
-        let mac = parts.next()?;
-        let pending = PendingSignIn {
-            user_id,
-            remember,
-            expires,
-        };
-        if !csrf.verify(&pending.binding(), mac) || now.unix_timestamp() > expires {
-            return None;
-        }
-        Some(pending)
-    }
-
-    /// Removes the cookie (with the flags it was set with: a `__Host-` cookie is only replaced
-    /// by a `Secure` one).
-    pub fn clear(jar: &CookieJar<'_>, cookie: &SessionCookie) {
-        jar.remove(
-            Cookie::build(PendingSignIn::cookie_name(cookie))
-                .path("/")
-                .http_only(true)
-                .secure(cookie.is_secure())
-                .same_site(SameSite::Strict),
-        );
-    }
 }
 
 #[cfg(test)]

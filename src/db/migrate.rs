@@ -16,12 +16,15 @@ const PG_MIGRATION_LOCK: i64 = 0x6c61_7463_686b_6579;
 pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, Error> {
     let fail = |e: Box<dyn std::error::Error + Send + Sync>| Error::Migration(e.to_string());
     match conn {
-        DbConnection::Sqlite(c) => Ok(c
-            .run_pending_migrations(SQLITE)
-            .map_err(fail)?
-            .iter()
-            .map(|v| v.to_string())
-            .collect()),
+        // SQLite has no advisory lock: one write transaction around them makes instances take
+        // turns (the next one waits on busy_timeout, then finds nothing pending).
+        DbConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            Ok(c.run_pending_migrations(SQLITE)
+                .map_err(fail)?
+                .iter()
+                .map(|v| v.to_string())
+                .collect())
+        }),
         DbConnection::Postgres(c) => {
             c.batch_execute(&format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))?;
             let applied = c

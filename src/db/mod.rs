@@ -5,7 +5,7 @@ mod pool;
 pub mod schema;
 
 pub use migrate::run_migrations;
-pub use pool::{redact_url, Backend, Db, DbConnection};
+pub use pool::{redact_url, Db, DbConnection, DbSettings};
 
 use diesel::connection::SimpleConnection;
 

@@ -10,7 +10,6 @@ use diesel::r2d2::{self, Pool};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
-use crate::config::Settings;
 use crate::error::Error;
 
 /// A connection to whichever backend `DATABASE_URL` names.
@@ -155,6 +154,17 @@ fn summarize_pg_error(detail: &str) -> String {
     }
 }
 
+/// What the pool needs: where the database is, how many connections, how long to wait for one.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    /// `postgres://…` selects PostgreSQL; anything else is a SQLite file path.
+    pub url: String,
+    /// Most connections kept open.
+    pub pool_size: u32,
+    /// How long a request waits for a connection before answering 503.
+    pub timeout_secs: u64,
+}
+
 /// The shared pool; all queries run on the blocking thread pool through [`Db::run`].
 #[derive(Clone)]
 pub struct Db {
@@ -165,23 +175,23 @@ pub struct Db {
 
 impl Db {
     /// Builds the pool without connecting; the first query reports any connection problem.
-    pub fn new(settings: &Settings) -> Db {
-        let backend = Backend::of(&settings.database_url);
+    pub fn new(settings: &DbSettings) -> Db {
+        let backend = Backend::of(&settings.url);
         let manager = Manager {
-            url: settings.database_url.clone(),
+            url: settings.url.clone(),
             backend,
         };
         let pool = Pool::builder()
-            .max_size(settings.database_pool_size)
+            .max_size(settings.pool_size)
             .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(settings.database_timeout_secs.max(1)))
+            .connection_timeout(Duration::from_secs(settings.timeout_secs.max(1)))
             .test_on_check_out(true)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
         Db {
             pool,
             backend,
-            url: settings.database_url.clone(),
+            url: settings.url.clone(),
         }
     }
 

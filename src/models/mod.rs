@@ -12,10 +12,4 @@ pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
 pub use session::{RevokedSession, Session};
 pub use two_factor::{RecoveryCode, TwoFactor};
-pub use user::{NewUser, Role, SignupConflict, User, UserPage};
-
-/// The current time as stored in the database (UTC, no offset).
-pub fn now() -> time::PrimitiveDateTime {
-    let now = time::OffsetDateTime::now_utc();
-    time::PrimitiveDateTime::new(now.date(), now.time())
-}
+pub use user::{NewUser, Role, SignupConflict, User};

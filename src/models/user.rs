@@ -94,8 +94,13 @@ pub struct NewUser {
 
 impl NewUser {
     /// A new active account with a fresh id.
-    pub fn new(username: &str, email: &str, password_hash: String, role: Role) -> NewUser {
-        let now = super::now();
+    pub fn new(
+        username: &str,
+        email: &str,
+        password_hash: String,
+        role: Role,
+        now: PrimitiveDateTime,
+    ) -> NewUser {
         NewUser {
             id: uuid::Uuid::new_v4().to_string(),
             username: username.to_string(),
@@ -210,8 +215,11 @@ impl User {
     }
 
     /// Stamps a successful sign-in.
-    pub fn record_login(conn: &mut DbConnection, id: &str) -> Result<(), Error> {
-        let now = super::now();
+    pub fn record_login(
+        conn: &mut DbConnection,
+        id: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<(), Error> {
         diesel::update(users::table.filter(users::id.eq(id)))
             .set(users::last_login_at.eq(Some(now)))
             .execute(conn)?;
@@ -219,12 +227,14 @@ impl User {
     }
 
     /// Replaces the password hash.
-    pub fn set_password_hash(conn: &mut DbConnection, id: &str, hash: &str) -> Result<(), Error> {
+    pub fn set_password_hash(
+        conn: &mut DbConnection,
+        id: &str,
+        hash: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<(), Error> {
         let n = diesel::update(users::table.filter(users::id.eq(id)))
-            .set((
-                users::password_hash.eq(hash),
-                users::updated_at.eq(super::now()),
-            ))
+            .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
             .execute(conn)?;
         if n == 0 {
             return Err(Error::NotFound);
@@ -233,25 +243,29 @@ impl User {
     }
 
     /// Changes a user's role; refuses to leave the site without an active admin.
-    pub fn set_role(conn: &mut DbConnection, id: &str, role: Role) -> Result<User, Error> {
+    pub fn set_role(
+        conn: &mut DbConnection,
+        id: &str,
+        role: Role,
+        now: PrimitiveDateTime,
+    ) -> Result<User, Error> {
         User::guarded_update(conn, id, |conn| {
             diesel::update(users::table.filter(users::id.eq(id)))
-                .set((
-                    users::role.eq(role.as_str()),
-                    users::updated_at.eq(super::now()),
-                ))
+                .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
                 .execute(conn)
         })
     }
 
     /// Disables or re-enables a user; refuses to disable the last active admin.
-    pub fn set_disabled(conn: &mut DbConnection, id: &str, disabled: bool) -> Result<User, Error> {
+    pub fn set_disabled(
+        conn: &mut DbConnection,
+        id: &str,
+        disabled: bool,
+        now: PrimitiveDateTime,
+    ) -> Result<User, Error> {
         User::guarded_update(conn, id, |conn| {
             diesel::update(users::table.filter(users::id.eq(id)))
-                .set((
-                    users::disabled.eq(disabled),
-                    users::updated_at.eq(super::now()),
-                ))
+                .set((users::disabled.eq(disabled), users::updated_at.eq(now)))
                 .execute(conn)
         })
     }

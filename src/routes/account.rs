@@ -1,19 +1,15 @@
 //! Your account: details, password change, and your devices (sessions).
 
-use rocket::http::{CookieJar, Status};
-use rocket::request::FlashMessage;
-use rocket::response::{Flash, Redirect};
-use rocket::State;
+use rocket::http::CookieJar;
 use serde_json::json;
 
-use crate::auth::{CsrfForm, CsrfToken, CurrentUser, PasswordHasher, Sessions, Throttle};
-use crate::db::Db;
+use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
 use crate::error::Error;
-use crate::events::{Audit, Event, Who};
-use crate::models::{AuditKind, Session, User};
-use crate::peer::{describe_browser, Peer};
-use crate::validation::{self, FieldErrors, PASSWORD_MAX_CHARS};
-use crate::view::{format_db_time, page, wait_words, FormOutcome, Page, Throttled};
+use crate::events::Who;
+use crate::models::{AuditKind, User};
+use crate::routes::services::Services;
+use crate::validation::{self, field, FieldErrors, PASSWORD_MAX_CHARS};
+use crate::view::{wait_words, FormOutcome, Page, PageContext, SessionView, UserView};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -27,50 +23,37 @@ pub fn routes() -> Vec<rocket::Route> {
     ]
 }
 
-/// The account row behind a valid token; a token for a deleted account signs the holder out.
-async fn load_user(
-    db: &Db,
-    user: &CurrentUser,
-    sessions: &Sessions,
-    jar: &CookieJar<'_>,
-) -> Result<Result<User, Flash<Redirect>>, Error> {
-    let id = user.id.clone();
-    match db.run(move |conn| User::find(conn, &id)).await? {
-        Some(row) => Ok(Ok(row)),
-        None => {
-            sessions.clear_cookie(jar);
-            Ok(Err(Flash::error(
-                Redirect::to("/login"),
-                "Your account no longer exists. Please sign in again.",
-            )))
-        }
-    }
+/// The change-password form.
+#[derive(Debug, rocket::FromForm)]
+struct PasswordChange {
+    #[field(default = String::new(), validate = field::given("Enter your current password."))]
+    current_password: String,
+    #[field(default = String::new())]
+    new_password: String,
+    #[field(default = String::new())]
+    new_password_confirm: String,
 }
 
-fn account_page(
-    row: &User,
-    user: &CurrentUser,
-    flash: Option<FlashMessage<'_>>,
-    csrf: &CsrfToken,
-    errors: &FieldErrors,
-) -> Page {
-    page(
+/// The account row behind a valid token (a token outlives a deleted account by minutes at most).
+async fn load_user(site: &Services<'_>, user: &CurrentUser) -> Result<Option<User>, Error> {
+    let id = user.id.clone();
+    site.db.run(move |conn| User::find(conn, &id)).await
+}
+
+/// The answer for a token whose account no longer exists: signed out.
+fn gone(site: &Services<'_>, jar: &CookieJar<'_>) -> FormOutcome {
+    site.sessions.clear_cookie(jar);
+    FormOutcome::error(
+        "/login",
+        "Your account no longer exists. Please sign in again.",
+    )
+}
+
+fn account_page(ctx: PageContext<'_>, row: &User, errors: &FieldErrors) -> Page {
+    ctx.page(
         "account/index",
         "Your account",
-        Some(user),
-        flash,
-        csrf,
-        json!({
-            "user": {
-                "username": row.username,
-                "email": row.email,
-                "role": row.role().as_str(),
-                "created_at": format_db_time(row.created_at),
-                "last_login_at": row.last_login_at.map(format_db_time).unwrap_or_default(),
-            },
-            "values": {},
-            "errors": errors,
-        }),
+        json!({ "user": UserView::of(row), "values": {}, "errors": errors }),
     )
 }
 
@@ -78,65 +61,66 @@ fn account_page(
 #[rocket::get("/account")]
 async fn account(
     user: CurrentUser,
-    flash: Option<FlashMessage<'_>>,
-    csrf: CsrfToken,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
+    ctx: PageContext<'_>,
+    site: Services<'_>,
     jar: &CookieJar<'_>,
-) -> Result<Result<Page, Flash<Redirect>>, Error> {
-    Ok(load_user(db, &user, sessions, jar)
-        .await?
-        .map(|row| account_page(&row, &user, flash, &csrf, &FieldErrors::new())))
+) -> Result<FormOutcome, Error> {
+    Ok(match load_user(&site, &user).await? {
+        Some(row) => FormOutcome::Show(account_page(ctx, &row, &FieldErrors::new())),
+        None => gone(&site, jar),
+    })
 }
 
 /// Changes your password after checking the current one, and signs out your other sessions.
 #[rocket::post("/account/password", data = "<form>")]
-#[allow(clippy::too_many_arguments)]
 async fn change_password(
     user: CurrentUser,
-    form: CsrfForm,
-    csrf: CsrfToken,
-    db: &State<Db>,
-    hasher: &State<PasswordHasher>,
-    sessions: &State<Sessions>,
-    throttle: &State<Throttle>,
-    audit: &State<Audit>,
+    form: CsrfForm<'_, PasswordChange>,
+    ctx: PageContext<'_>,
+    site: Services<'_>,
     jar: &CookieJar<'_>,
-    peer: Peer,
-) -> Result<Result<FormOutcome, Flash<Redirect>>, Error> {
-    let row = match load_user(db, &user, sessions, jar).await? {
-        Ok(row) => row,
-        Err(redirect) => return Ok(Err(redirect)),
+) -> Result<FormOutcome, Error> {
+    let Some(row) = load_user(&site, &user).await? else {
+        return Ok(gone(&site, jar));
     };
-    if let Err(wait) = throttle.password_change(&user.id) {
-        let mut errors = FieldErrors::new();
-        errors.add(
-            "form",
-            format!(
-                "Too many attempts. Please wait {} and try again.",
-                wait_words(wait)
-            ),
-        );
-        let template = account_page(&row, &user, None, &csrf, &errors);
-        return Ok(Ok(FormOutcome::Wait(Throttled::new(template, wait))));
+    if let Err(wait) = site.throttle.password_change(&user.id) {
+        let errors = FieldErrors::form(format!(
+            "Too many attempts. Please wait {} and try again.",
+            wait_words(wait)
+        ));
+        return Ok(FormOutcome::wait(account_page(ctx, &row, &errors), wait));
     }
-    let current = form.get("current_password").to_string();
-    let new = form.get("new_password").to_string();
-    let confirm = form.get("new_password_confirm").to_string();
-
-    let mut errors = FieldErrors::new();
-    if current.is_empty() {
-        errors.add("current_password", "Enter your current password.");
-    } else if current.chars().count() > PASSWORD_MAX_CHARS
-        || !hasher
-            .verify(current.clone(), Some(row.password_hash.clone()))
-            .await?
+    let (new_password, new_confirm) = (
+        form.submitted("new_password"),
+        form.submitted("new_password_confirm"),
+    );
+    let (mut errors, current, new, confirm) = match form.parsed() {
+        Ok(change) => (
+            FieldErrors::new(),
+            change.current_password,
+            change.new_password,
+            change.new_password_confirm,
+        ),
+        // The current password was left empty: the new one is still checked.
+        Err(errors) => (
+            errors,
+            String::new(),
+            new_password.to_string(),
+            new_confirm.to_string(),
+        ),
+    };
+    if !current.is_empty()
+        && (current.chars().count() > PASSWORD_MAX_CHARS
+            || !site
+                .hasher
+                .verify(current.clone(), Some(row.password_hash.clone()))
+                .await?)
     {
         errors.add("current_password", "That is not your current password.");
     }
     let context = [row.username.clone(), row.email.clone()];
     let new_errors = rocket::tokio::task::spawn_blocking({
-        let (new, current) = (new.clone(), current.clone());
+        let new = new.clone();
         move || {
             let context: Vec<&str> = context.iter().map(String::as_str).collect();
             let mut errors = validation::new_password(&new, &confirm, &context);
@@ -160,76 +144,47 @@ async fn change_password(
         errors.add(field, message);
     }
     if !errors.is_empty() {
-        let template = account_page(&row, &user, None, &csrf, &errors);
-        return Ok(Ok(FormOutcome::Redo((
-            Status::UnprocessableEntity,
-            template,
-        ))));
+        return Ok(FormOutcome::redo(account_page(ctx, &row, &errors)));
     }
 
-    let hash = hasher.hash(new).await?;
-    let id = row.id.clone();
-    db.run(move |conn| User::set_password_hash(conn, &id, &hash))
+    let hash = site.hasher.hash(new).await?;
+    let (id, now) = (row.id.clone(), site.now());
+    site.db
+        .run(move |conn| User::set_password_hash(conn, &id, &hash, now))
         .await?;
-    let ended = sessions
+    let ended = site
+        .sessions
         .end_all_for_user(&row.id, Some(&user.session_id))
         .await?;
     let who = Who::user(&row.id, &row.username);
-    audit
-        .record(Event::new(AuditKind::PasswordChanged, &peer).by_self(who))
-        .await;
+    site.record_own(AuditKind::PasswordChanged, who, None).await;
     if ended > 0 {
-        audit
-            .record(
-                Event::new(AuditKind::SessionsRevoked, &peer)
-                    .by_self(who)
-                    .detail(format!("{ended} other session(s), after password change")),
-            )
+        let detail = format!("{ended} other session(s), after password change");
+        site.record_own(AuditKind::SessionsRevoked, who, Some(detail))
             .await;
     }
     let message = match ended {
         0 => "Your password has been changed.".to_string(),
         n => format!("Your password has been changed and {n} other session(s) were signed out."),
     };
-    Ok(Ok(FormOutcome::Done(Flash::success(
-        Redirect::to("/account"),
-        message,
-    ))))
-}
-
-/// A session as the devices pages show it.
-pub(crate) fn session_view(session: &Session, current_sid: Option<&str>) -> serde_json::Value {
-    json!({
-        "id": session.id,
-        "browser": describe_browser(&session.user_agent),
-        "ip": session.ip,
-        "created_at": format_db_time(session.created_at),
-        "last_seen_at": format_db_time(session.last_seen_at),
-        "expires_at": format_db_time(session.expires_at),
-        "remember": session.remember,
-        "current": current_sid == Some(session.id.as_str()),
-    })
+    Ok(FormOutcome::success("/account", message))
 }
 
 /// Your active sessions, each with a sign-out button.
 #[rocket::get("/account/sessions")]
 async fn devices(
     user: CurrentUser,
-    flash: Option<FlashMessage<'_>>,
-    csrf: CsrfToken,
-    sessions: &State<Sessions>,
+    ctx: PageContext<'_>,
+    site: Services<'_>,
 ) -> Result<Page, Error> {
-    let list = sessions.list_for_user(&user.id).await?;
+    let list = site.sessions.list_for_user(&user.id).await?;
     let views: Vec<_> = list
         .iter()
-        .map(|s| session_view(s, Some(&user.session_id)))
+        .map(|s| SessionView::of(s, Some(&user.session_id)))
         .collect();
-    Ok(page(
+    Ok(ctx.page(
         "account/sessions",
         "Your devices",
-        Some(&user),
-        flash,
-        &csrf,
         json!({ "sessions": views }),
     ))
 }
@@ -239,25 +194,23 @@ async fn devices(
 async fn revoke_device(
     user: CurrentUser,
     sid: &str,
-    _form: CsrfForm,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
+    _form: CsrfOnly<'_>,
+    site: Services<'_>,
     jar: &CookieJar<'_>,
-    peer: Peer,
-) -> Result<Flash<Redirect>, Error> {
-    if !sessions.end(sid, Some(&user.id)).await? {
-        return Ok(Flash::error(
-            Redirect::to("/account/sessions"),
+) -> Result<FormOutcome, Error> {
+    if !site.sessions.end(sid, Some(&user.id)).await? {
+        return Ok(FormOutcome::error(
+            "/account/sessions",
             "That session has already ended.",
         ));
     }
-    record_revoked(audit, &user, &peer, "1 session").await;
+    record_revoked(&site, &user, "1 session").await;
     if sid == user.session_id {
-        sessions.clear_cookie(jar);
-        return Ok(Flash::success(Redirect::to("/"), "You have signed out."));
+        site.sessions.clear_cookie(jar);
+        return Ok(FormOutcome::success("/", "You have signed out."));
     }
-    Ok(Flash::success(
-        Redirect::to("/account/sessions"),
+    Ok(FormOutcome::success(
+        "/account/sessions",
         "That session has been signed out.",
     ))
 }
@@ -266,17 +219,16 @@ async fn revoke_device(
 #[rocket::post("/account/sessions/revoke-others", data = "<_form>")]
 async fn revoke_other_devices(
     user: CurrentUser,
-    _form: CsrfForm,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
-) -> Result<Flash<Redirect>, Error> {
-    let n = sessions
+    _form: CsrfOnly<'_>,
+    site: Services<'_>,
+) -> Result<FormOutcome, Error> {
+    let n = site
+        .sessions
         .end_all_for_user(&user.id, Some(&user.session_id))
         .await?;
-    record_revoked(audit, &user, &peer, &format!("{n} other session(s)")).await;
-    Ok(Flash::success(
-        Redirect::to("/account/sessions"),
+    record_revoked(&site, &user, &format!("{n} other session(s)")).await;
+    Ok(FormOutcome::success(
+        "/account/sessions",
         format!("Signed out {n} other session(s)."),
     ))
 }
@@ -285,28 +237,21 @@ async fn revoke_other_devices(
 #[rocket::post("/account/logout-everywhere", data = "<_form>")]
 async fn logout_everywhere(
     user: CurrentUser,
-    _form: CsrfForm,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
+    _form: CsrfOnly<'_>,
+    site: Services<'_>,
     jar: &CookieJar<'_>,
-    peer: Peer,
-) -> Result<Flash<Redirect>, Error> {
-    let n = sessions.end_all_for_user(&user.id, None).await?;
-    sessions.clear_cookie(jar);
-    record_revoked(audit, &user, &peer, &format!("{n} session(s), everywhere")).await;
-    Ok(Flash::success(
-        Redirect::to("/"),
+) -> Result<FormOutcome, Error> {
+    let n = site.sessions.end_all_for_user(&user.id, None).await?;
+    site.sessions.clear_cookie(jar);
+    record_revoked(&site, &user, &format!("{n} session(s), everywhere")).await;
+    Ok(FormOutcome::success(
+        "/",
         "You have been signed out everywhere.",
     ))
 }
 
-async fn record_revoked(audit: &Audit, user: &CurrentUser, peer: &Peer, detail: &str) {
+async fn record_revoked(site: &Services<'_>, user: &CurrentUser, detail: &str) {
     let who = Who::user(&user.id, &user.username);
-    audit
-        .record(
-            Event::new(AuditKind::SessionsRevoked, peer)
-                .by_self(who)
-                .detail(detail),
-        )
+    site.record_own(AuditKind::SessionsRevoked, who, Some(detail.to_string()))
         .await;
 }

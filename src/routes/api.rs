@@ -2,23 +2,21 @@
 //! admins. Same users, roles, sessions, lockout and revocation as the HTML side.
 
 use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::Json;
-use rocket::State;
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::auth::csrf::ApiCsrf;
-use crate::auth::signin::{SignIn, Verdict};
-use crate::auth::{Admin, CurrentUser, Sessions};
-use crate::db::Db;
+use crate::auth::signin::{Delivery, FirstStep, Refused, SignIn};
+use crate::auth::{check_csrf_header, Admin, CurrentUser};
 use crate::error::Error;
-use crate::events::{Audit, Event, Who};
+use crate::events::Who;
 use crate::json::{ApiError, ApiQuery, Bounds, JsonObject};
-use crate::models::{ApiKey, AuditKind, KeyScope, User};
-use crate::peer::Peer;
-use crate::view::format_time;
+use crate::models::{AuditKind, User};
+use crate::routes::services::Services;
+use crate::text::format_time;
+use crate::view::Pagination;
 
-/// Users per page of `GET /api/admin/users`.
-const PER_PAGE: i64 = 25;
 /// Bounds of `GET /api/admin/users` and `POST /api/token` fields, as `openapi.json` states them.
 const MAX_PAGE: i64 = 1_000_000_000;
 const MAX_QUERY_CHARS: usize = 100;
@@ -45,7 +43,7 @@ pub fn routes() -> Vec<rocket::Route> {
 }
 
 /// The API's description, kept true by `tests/app/openapi.rs`.
-pub const OPENAPI: &str = include_str!("openapi.json");
+const OPENAPI: &str = include_str!("openapi.json");
 
 /// `GET /api/openapi.json`: the OpenAPI 3 description of this API.
 #[rocket::get("/api/openapi.json")]
@@ -74,142 +72,78 @@ fn internal(e: Error) -> ApiError {
     }
 }
 
-/// `POST /api/token` with `{"username", "password"}` (username or email), or `{"api_key"}`:
-/// a Bearer token (at most 15 minutes; a key's token has the key's scope).
+/// `POST /api/token` with `{"username", "password"}` (username or email, plus `"otp"` when the
+/// account uses two-factor), or `{"api_key"}`: a Bearer token (at most 15 minutes; a key's token
+/// has the key's scope).
 #[rocket::post("/api/token", data = "<body>")]
-async fn token(
-    body: Result<JsonObject, ApiError>,
-    signin: SignIn<'_>,
-    db: &State<Db>,
-) -> ApiResult {
+async fn token(body: Result<JsonObject, ApiError>, signin: SignIn<'_>) -> ApiResult {
     let body = body?;
-    if body.has("api_key") {
-        return token_for_key(body.text("api_key", API_KEY)?, &signin, db).await;
-    }
-    let login = body.text("username", LOGIN)?.trim().to_string();
-    let password = body.text("password", PASSWORD)?.to_string();
-    if body.has("otp") {
-        body.text("otp", OTP)?;
-    }
-    let (user, two_factor) = match signin.check(&login, password).await.map_err(internal)? {
-        Verdict::Accepted(user) | Verdict::Verified(user) => (user, false),
-        Verdict::SecondFactor(user) => {
-            if !body.has("otp") {
-                return Err(ApiError::new(
-                    Status::Unauthorized,
-                    "two_factor_required",
-                    "This account uses two-factor sign-in: send the current code from the \
-                     authenticator app, or a recovery code, as \"otp\".",
-                ));
-            }
-            let otp = body.string("otp")?;
-            match signin
-                .check_second_factor(&user.id, otp)
-                .await
-                .map_err(internal)?
-            {
-                Verdict::Verified(user) => (user, true),
-                Verdict::Accepted(user) => (user, false),
-                Verdict::Invalid | Verdict::SecondFactor(_) => {
+    let verified = if body.has("api_key") {
+        signin
+            .api_key(body.text("api_key", API_KEY)?)
+            .await
+            .map_err(|refused| refused_answer(refused, "Invalid, expired or revoked API key."))?
+    } else {
+        let login = body.text("username", LOGIN)?.trim().to_string();
+        let password = body.text("password", PASSWORD)?.to_string();
+        if body.has("otp") {
+            body.text("otp", OTP)?;
+        }
+        match signin.password(&login, password).await {
+            Ok(FirstStep::SignedIn(verified)) => verified,
+            Ok(FirstStep::SecondFactor(user)) => {
+                if !body.has("otp") {
                     return Err(ApiError::new(
                         Status::Unauthorized,
-                        "invalid_grant",
-                        "The two-factor code is not right, or was already used.",
-                    ))
+                        "two_factor_required",
+                        "This account uses two-factor sign-in: send the current code from the \
+                         authenticator app, or a recovery code, as \"otp\".",
+                    ));
                 }
-                other => return Err(refused(other)),
+                signin
+                    .second_factor(&user.id, body.string("otp")?)
+                    .await
+                    .map_err(|refused| {
+                        refused_answer(
+                            refused,
+                            "The two-factor code is not right, or was already used.",
+                        )
+                    })?
             }
+            Err(refused) => return Err(refused_answer(refused, "Invalid username or password.")),
         }
-        other => return Err(refused(other)),
     };
-    let how = if two_factor { "api, two-factor" } else { "api" };
-    issue(&signin, &user, false, two_factor, how).await
+    let started = signin
+        .finish(&verified, Delivery::Bearer)
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({
+        "access_token": started.token,
+        "token_type": "Bearer",
+        "expires_in": started.claims.exp - started.claims.iat,
+        "user_id": verified.user.id,
+    })))
 }
 
-/// The answer to a sign-in that did not succeed.
-fn refused(verdict: Verdict) -> ApiError {
-    match verdict {
-        Verdict::Disabled => ApiError::new(
+/// The answer to a sign-in step that did not let the client in; `invalid` says what was wrong
+/// with the credential.
+fn refused_answer(refused: Refused, invalid: &'static str) -> ApiError {
+    match refused {
+        Refused::Invalid => ApiError::new(Status::Unauthorized, "invalid_grant", invalid),
+        Refused::Disabled => ApiError::new(
             Status::Unauthorized,
             "invalid_grant",
             "This account has been disabled.",
         ),
-        Verdict::Locked(wait) => {
+        Refused::Locked(wait) => {
             ApiError::too_many(wait, "Too many failed sign-ins. Try again later.")
         }
-        Verdict::Throttled(wait) => ApiError::too_many(
+        Refused::Throttled(wait) => ApiError::too_many(
             wait,
             "Too many attempts from your network. Try again later.",
         ),
-        Verdict::Invalid
-        | Verdict::Accepted(_)
-        | Verdict::Verified(_)
-        | Verdict::SecondFactor(_) => ApiError::new(
-            Status::Unauthorized,
-            "invalid_grant",
-            "Invalid username or password.",
-        ),
+        Refused::Failed(e) => internal(e),
     }
-}
-
-async fn issue(
-    signin: &SignIn<'_>,
-    user: &User,
-    read_only: bool,
-    two_factor: bool,
-    how: &str,
-) -> ApiResult {
-    let peer = &signin.peer;
-    let (token, claims) = signin
-        .sessions()
-        .start_api(user, read_only, two_factor, &peer.user_agent, peer.ip)
-        .await
-        .map_err(internal)?;
-    signin.record_success(user, how).await;
-    Ok(Json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": claims.exp - claims.iat,
-        "user_id": user.id,
-    })))
-}
-
-/// Exchanges an API key (not revoked, not expired, owner enabled) for a token of its scope.
-async fn token_for_key(secret: &str, signin: &SignIn<'_>, db: &Db) -> ApiResult {
-    if let Err(wait) = signin.throttle_login() {
-        return Err(ApiError::too_many(
-            wait,
-            "Too many attempts from your network. Try again later.",
-        ));
-    }
-    let (secret, now) = (
-        secret.trim().to_string(),
-        signin.sessions().clock().db_now(),
-    );
-    let found = db
-        .run(move |conn| {
-            let Some(key) = ApiKey::redeem(conn, &secret, now)? else {
-                return Ok(None);
-            };
-            Ok(User::find(conn, &key.user_id)?
-                .filter(|u| !u.disabled)
-                .map(|u| (key, u)))
-        })
-        .await
-        .map_err(internal)?;
-    let Some((key, user)) = found else {
-        signin
-            .audit()
-            .record(Event::new(AuditKind::LoginFailed, &signin.peer).detail("bad_api_key"))
-            .await;
-        return Err(ApiError::new(
-            Status::Unauthorized,
-            "invalid_grant",
-            "Invalid, expired or revoked API key.",
-        ));
-    };
-    let how = format!("api key {} ({})", key.prefix, key.scope);
-    issue(signin, &user, key.scope() == KeyScope::Read, false, &how).await
 }
 
 /// `GET /api/me`: the signed-in user, from the verified token alone (no database read).
@@ -231,55 +165,85 @@ fn format_rfc3339(t: time::OffsetDateTime) -> String {
 
 /// `POST /api/logout`: revokes the token's session on every instance.
 #[rocket::post("/api/logout")]
-async fn logout(
-    user: CurrentUser,
-    _csrf: ApiCsrf,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
-) -> ApiResult {
-    sessions
+async fn logout(user: CurrentUser, _csrf: ApiCsrf, site: Services<'_>) -> ApiResult {
+    site.sessions
         .end(&user.session_id, Some(&user.id))
         .await
         .map_err(internal)?;
-    audit
-        .record(
-            Event::new(AuditKind::Logout, &peer)
-                .by_self(Who::user(&user.id, &user.username))
-                .detail("api"),
-        )
+    let who = Who::user(&user.id, &user.username);
+    site.record_own(AuditKind::Logout, who, Some("api".into()))
         .await;
     Ok(Json(json!({ "signed_out": true })))
 }
 
+/// For `/api/*` requests that change state: passes Bearer requests (no ambient credential); a
+/// cookie-authenticated request must send the page's CSRF token in `X-CSRF-Token`.
+struct ApiCsrf;
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ApiCsrf {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ApiError> {
+        match check_csrf_header(req).await {
+            Ok(()) => Outcome::Success(ApiCsrf),
+            Err(status) if status == Status::Forbidden => Outcome::Error((
+                status,
+                ApiError::new(
+                    status,
+                    "csrf",
+                    "Send the page's CSRF token in the X-CSRF-Token header, or use a Bearer token.",
+                ),
+            )),
+            Err(status) => Outcome::Error((
+                status,
+                ApiError::new(status, "server_error", "CSRF is not configured."),
+            )),
+        }
+    }
+}
+
 /// `GET /api/admin/users?q=&page=`: users, 25 a page (admins only).
 #[rocket::get("/api/admin/users")]
-async fn admin_users(_admin: Admin, query: ApiQuery<'_>, db: &State<Db>) -> ApiResult {
+async fn admin_users(_admin: Admin, query: ApiQuery<'_>, site: Services<'_>) -> ApiResult {
     let q = query.text("q", MAX_QUERY_CHARS)?.trim().to_string();
-    let page = query.page("page", MAX_PAGE)?;
-    let found = db
-        .run(move |conn| User::search(conn, &q, page, PER_PAGE))
+    let pagination = Pagination::new(Some(query.page("page", MAX_PAGE)?));
+    let found = site
+        .db
+        .run(move |conn| User::search(conn, &q, pagination.page, pagination.per_page))
         .await
         .map_err(internal)?;
-    let users: Vec<Value> = found
-        .users
-        .iter()
-        .map(|u| {
-            json!({
-                "id": u.id,
-                "username": u.username,
-                "email": u.email,
-                "role": u.role().as_str(),
-                "disabled": u.disabled,
-                "created_at": format_rfc3339(u.created_at.assume_utc()),
-                "last_login_at": u.last_login_at.map(|t| format_rfc3339(t.assume_utc())),
-            })
-        })
-        .collect();
+    let users: Vec<ApiUser> = found.users.iter().map(ApiUser::of).collect();
     Ok(Json(json!({
         "users": users,
-        "page": page,
-        "per_page": PER_PAGE,
+        "page": pagination.page,
+        "per_page": pagination.per_page,
         "total": found.total,
     })))
+}
+
+/// A user in the admin API (times in RFC 3339).
+#[derive(Serialize)]
+struct ApiUser<'a> {
+    id: &'a str,
+    username: &'a str,
+    email: &'a str,
+    role: &'static str,
+    disabled: bool,
+    created_at: String,
+    last_login_at: Option<String>,
+}
+
+impl ApiUser<'_> {
+    fn of(u: &User) -> ApiUser<'_> {
+        ApiUser {
+            id: &u.id,
+            username: &u.username,
+            email: &u.email,
+            role: u.role().as_str(),
+            disabled: u.disabled,
+            created_at: format_rfc3339(u.created_at.assume_utc()),
+            last_login_at: u.last_login_at.map(|t| format_rfc3339(t.assume_utc())),
+        }
+    }
 }

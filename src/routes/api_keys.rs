@@ -1,20 +1,17 @@
 //! Your API keys: create (the secret is shown once), list, revoke.
 
+use rocket::form::{self, FromFormField, ValueField};
 use rocket::http::Status;
-use rocket::request::FlashMessage;
-use rocket::response::{Flash, Redirect};
-use rocket::State;
 use serde_json::{json, Value};
 use time::Duration;
 
-use crate::auth::{CsrfForm, CsrfToken, CurrentUser, Sessions};
-use crate::db::Db;
+use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
 use crate::error::Error;
-use crate::events::{Audit, Event, Who};
+use crate::events::Who;
 use crate::models::{ApiKey, AuditKind, KeyScope};
-use crate::peer::Peer;
-use crate::validation::FieldErrors;
-use crate::view::{format_db_time, page, Page};
+use crate::routes::services::Services;
+use crate::validation::{field, FieldErrors};
+use crate::view::{FormOutcome, KeyView, Page, PageContext};
 
 /// Longest key name.
 const MAX_NAME_CHARS: usize = 64;
@@ -26,32 +23,73 @@ pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![list, create, revoke]
 }
 
-/// A key as the pages show it.
-pub(crate) fn key_view(key: &ApiKey, now: time::PrimitiveDateTime) -> Value {
-    json!({
-        "id": key.id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "scope": key.scope,
-        "created_at": format_db_time(key.created_at),
-        "expires_at": key.expires_at.map(format_db_time).unwrap_or_default(),
-        "last_used_at": key.last_used_at.map(format_db_time).unwrap_or_default(),
-        "status": key.status(now),
-    })
+/// The new-key form.
+#[derive(Debug, rocket::FromForm)]
+struct NewKey {
+    #[field(default = String::new(), validate = key_name())]
+    name: String,
+    scope: Scope,
+    expires_in_days: Days,
 }
 
+fn key_name<'v>(name: &str) -> form::Result<'v, ()> {
+    field::filled(name, "Give the key a name, so you know what it is for.")?;
+    let name = name.trim();
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        let message =
+            format!("Use at most {MAX_NAME_CHARS} characters, without control characters.");
+        return Err(form::Error::validation(message).into());
+    }
+    Ok(())
+}
+
+/// What the key may do: `read` or `full`.
+#[derive(Debug)]
+struct Scope(KeyScope);
+
+impl<'v> FromFormField<'v> for Scope {
+    fn from_value(field: ValueField<'v>) -> form::Result<'v, Self> {
+        KeyScope::parse(field.value)
+            .map(Scope)
+            .ok_or_else(|| form::Error::validation("Choose read only or full access.").into())
+    }
+}
+
+/// Days until the key expires, 1 to 365; empty (or absent) for never.
+#[derive(Debug)]
+struct Days(Option<i64>);
+
+impl<'v> FromFormField<'v> for Days {
+    fn from_value(field: ValueField<'v>) -> form::Result<'v, Self> {
+        let days = match field.value.trim() {
+            "" => return Ok(Days(None)),
+            raw => raw.parse::<i64>().ok().filter(|d| (1..=365).contains(d)),
+        };
+        days.map(|d| Days(Some(d))).ok_or_else(|| {
+            form::Error::validation("Enter a number of days from 1 to 365, or leave it empty.")
+                .into()
+        })
+    }
+
+    fn default() -> Option<Self> {
+        Some(Days(None))
+    }
+}
+
+/// The keys page: your keys, plus `extra` (a new key's secret, or a form's errors and values).
 async fn keys_page(
+    ctx: PageContext<'_>,
+    site: &Services<'_>,
     user: &CurrentUser,
-    flash: Option<FlashMessage<'_>>,
-    csrf: &CsrfToken,
-    db: &Db,
-    sessions: &Sessions,
     extra: Value,
 ) -> Result<Page, Error> {
-    let (uid, now) = (user.id.clone(), sessions.clock().db_now());
-    let keys = db.run(move |conn| ApiKey::for_user(conn, &uid)).await?;
+    let (uid, now) = (user.id.clone(), site.now());
+    let keys = site
+        .db
+        .run(move |conn| ApiKey::for_user(conn, &uid))
+        .await?;
     let mut context = json!({
-        "keys": keys.iter().map(|k| key_view(k, now)).collect::<Vec<_>>(),
+        "keys": keys.iter().map(|k| KeyView::of(k, now)).collect::<Vec<_>>(),
         "new_key": "",
         "errors": {},
         "values": {},
@@ -59,92 +97,47 @@ async fn keys_page(
     if let (Some(base), Value::Object(extra)) = (context.as_object_mut(), extra) {
         base.extend(extra);
     }
-    Ok(page(
-        "account/api_keys",
-        "API keys",
-        Some(user),
-        flash,
-        csrf,
-        context,
-    ))
+    Ok(ctx.page("account/api_keys", "API keys", context))
 }
 
 /// Your keys and the form to make one.
 #[rocket::get("/account/api-keys")]
-async fn list(
-    user: CurrentUser,
-    flash: Option<FlashMessage<'_>>,
-    csrf: CsrfToken,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
-) -> Result<Page, Error> {
-    keys_page(&user, flash, &csrf, db, sessions, json!({})).await
+async fn list(user: CurrentUser, ctx: PageContext<'_>, site: Services<'_>) -> Result<Page, Error> {
+    keys_page(ctx, &site, &user, json!({})).await
 }
 
 /// Makes a key and shows its secret this once (a page, not a redirect, so it never sits in a cookie).
 #[rocket::post("/account/api-keys", data = "<form>")]
-#[allow(clippy::too_many_arguments)]
 async fn create(
     user: CurrentUser,
-    form: CsrfForm,
-    csrf: CsrfToken,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
+    form: CsrfForm<'_, NewKey>,
+    ctx: PageContext<'_>,
+    site: Services<'_>,
 ) -> Result<(Status, Page), Error> {
-    let name = form.get("name").trim().to_string();
-    let scope_raw = form.get("scope");
-    let days_raw = form.get("expires_in_days").trim().to_string();
-    let mut errors = FieldErrors::new();
-    if name.is_empty() {
-        errors.add("name", "Give the key a name, so you know what it is for.");
-    } else if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        errors.add(
-            "name",
-            format!("Use at most {MAX_NAME_CHARS} characters, without control characters."),
-        );
-    }
-    let scope = KeyScope::parse(scope_raw);
-    if scope.is_none() {
-        errors.add("scope", "Choose read only or full access.");
-    }
-    let days = match days_raw.as_str() {
-        "" => None,
-        raw => match raw.parse::<i64>() {
-            Ok(d) if (1..=365).contains(&d) => Some(d),
-            _ => {
-                errors.add(
-                    "expires_in_days",
-                    "Enter a number of days from 1 to 365, or leave it empty.",
-                );
-                None
-            }
-        },
+    let values = json!({
+        "name": form.submitted("name").trim(),
+        "expires_in_days": form.submitted("expires_in_days").trim(),
+        "scope": form.submitted("scope"),
+    });
+    let new = match form.parsed() {
+        Ok(new) => new,
+        Err(errors) => {
+            let extra = json!({ "errors": errors, "values": values });
+            let page = keys_page(ctx, &site, &user, extra).await?;
+            return Ok((Status::UnprocessableEntity, page));
+        }
     };
-    let values = json!({ "name": name, "expires_in_days": days_raw, "scope": scope_raw });
-    let (Some(scope), true) = (scope, errors.is_empty()) else {
-        let page = keys_page(
-            &user,
-            None,
-            &csrf,
-            db,
-            sessions,
-            json!({ "errors": errors, "values": values }),
-        )
-        .await?;
-        return Ok((Status::UnprocessableEntity, page));
-    };
-    let now = sessions.clock().db_now();
+    let now = site.now();
     let (key, secret) = ApiKey::generate(
         &user.id,
-        &name,
-        scope,
+        new.name.trim(),
+        new.scope.0,
         now,
-        days.map(|d| now + Duration::days(d)),
+        new.expires_in_days.0.map(|d| now + Duration::days(d)),
     );
     let (row, uid) = (key.clone(), user.id.clone());
-    let stored = db
+    let stored = site
+        .db
         .run(move |conn| {
             if ApiKey::for_user(conn, &uid)?.len() >= MAX_KEYS {
                 return Ok(false);
@@ -154,38 +147,18 @@ async fn create(
         })
         .await?;
     if !stored {
-        let mut errors = FieldErrors::new();
-        errors.add(
-            "form",
-            format!("You have {MAX_KEYS} keys already. Revoke one you no longer use first."),
-        );
-        let page = keys_page(
-            &user,
-            None,
-            &csrf,
-            db,
-            sessions,
-            json!({ "errors": errors, "values": values }),
-        )
-        .await?;
+        let errors = FieldErrors::form(format!(
+            "You have {MAX_KEYS} keys already. Revoke one you no longer use first."
+        ));
+        let extra = json!({ "errors": errors, "values": values });
+        let page = keys_page(ctx, &site, &user, extra).await?;
         return Ok((Status::UnprocessableEntity, page));
     }
-    audit
-        .record(
-            Event::new(AuditKind::ApiKeyCreated, &peer)
-                .by_self(Who::user(&user.id, &user.username))
-                .detail(format!("{} {} ({})", key.prefix, key.name, key.scope)),
-        )
+    let who = Who::user(&user.id, &user.username);
+    let detail = format!("{} {} ({})", key.prefix, key.name, key.scope);
+    site.record_own(AuditKind::ApiKeyCreated, who, Some(detail))
         .await;
-    let page = keys_page(
-        &user,
-        None,
-        &csrf,
-        db,
-        sessions,
-        json!({ "new_key": secret }),
-    )
-    .await?;
+    let page = keys_page(ctx, &site, &user, json!({ "new_key": secret })).await?;
     Ok((Status::Ok, page))
 }
 
@@ -194,31 +167,26 @@ async fn create(
 async fn revoke(
     user: CurrentUser,
     id: &str,
-    _form: CsrfForm,
-    db: &State<Db>,
-    sessions: &State<Sessions>,
-    audit: &State<Audit>,
-    peer: Peer,
-) -> Result<Flash<Redirect>, Error> {
-    let (id, uid, now) = (id.to_string(), user.id.clone(), sessions.clock().db_now());
-    let Some(key) = db
+    _form: CsrfOnly<'_>,
+    site: Services<'_>,
+) -> Result<FormOutcome, Error> {
+    let (id, uid, now) = (id.to_string(), user.id.clone(), site.now());
+    let Some(key) = site
+        .db
         .run(move |conn| ApiKey::revoke(conn, &id, &uid, now))
         .await?
     else {
-        return Ok(Flash::error(
-            Redirect::to("/account/api-keys"),
+        return Ok(FormOutcome::error(
+            "/account/api-keys",
             "That key is already revoked.",
         ));
     };
-    audit
-        .record(
-            Event::new(AuditKind::ApiKeyRevoked, &peer)
-                .by_self(Who::user(&user.id, &user.username))
-                .detail(format!("{} {}", key.prefix, key.name)),
-        )
+    let who = Who::user(&user.id, &user.username);
+    let detail = format!("{} {}", key.prefix, key.name);
+    site.record_own(AuditKind::ApiKeyRevoked, who, Some(detail))
         .await;
-    Ok(Flash::success(
-        Redirect::to("/account/api-keys"),
+    Ok(FormOutcome::success(
+        "/account/api-keys",
         format!("The key \"{}\" has been revoked.", key.name),
     ))
 }

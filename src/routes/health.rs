@@ -2,9 +2,8 @@
 
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
-use rocket::State;
 
-use crate::db::Db;
+use super::services::Services;
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -19,8 +18,8 @@ fn healthz() -> Json<Value> {
 
 /// The database answers; 503 when it does not.
 #[rocket::get("/readyz")]
-async fn readyz(db: &State<Db>) -> (Status, Json<Value>) {
-    match db.run(crate::db::ping).await {
+async fn readyz(site: Services<'_>) -> (Status, Json<Value>) {
+    match site.db.run(crate::db::ping).await {
         Ok(()) => (
             Status::Ok,
             Json(json!({ "status": "ready", "database": "ok" })),

@@ -1,22 +1,25 @@
-//! The site's routes, one module per area, each exporting `routes()`.
+//! The site's routes, one module per area, each exporting `routes()`. Handlers are thin: guards
+//! bring the user, the services ([`services::Services`]) and the page's base
+//! ([`crate::view::PageContext`]); typed forms bring validated fields; the work is done by the
+//! services and models; handlers turn the answers into pages, redirects and JSON.
 
-pub mod account;
-pub mod admin;
-pub mod api;
-pub mod api_keys;
-pub mod auth;
-pub mod fields;
-pub mod health;
-pub mod pages;
-pub mod two_factor;
-
-pub use fields::Fields;
+mod account;
+mod admin;
+mod api;
+mod api_keys;
+mod health;
+mod pages;
+mod services;
+mod signin;
+mod signup;
+mod two_factor;
 
 /// Every route of the site.
 pub fn all() -> Vec<rocket::Route> {
     let mut routes = Vec::new();
     routes.extend(pages::routes());
-    routes.extend(auth::routes());
+    routes.extend(signup::routes());
+    routes.extend(signin::routes());
     routes.extend(account::routes());
     routes.extend(admin::routes());
     routes.extend(health::routes());

@@ -212,17 +212,18 @@ fn the_last_admin_cannot_be_demoted_or_disabled() {
     // A second admin may be demoted while the first remains; then the first is the last again.
     let other = app.create_user("deputy", Role::Admin);
     let mut conn = app.pool().get().unwrap();
-    User::set_disabled(&mut conn, &other.id, true).unwrap();
+    let now = app.clock().db_now();
+    User::set_disabled(&mut conn, &other.id, true, now).unwrap();
     assert!(matches!(
-        User::set_disabled(&mut conn, &boss.id, true),
+        User::set_disabled(&mut conn, &boss.id, true, now),
         Err(latchkey::error::Error::LastAdmin)
     ));
     assert!(matches!(
-        User::set_role(&mut conn, &boss.id, Role::User),
+        User::set_role(&mut conn, &boss.id, Role::User, now),
         Err(latchkey::error::Error::LastAdmin)
     ));
-    User::set_disabled(&mut conn, &other.id, false).unwrap();
-    User::set_role(&mut conn, &boss.id, Role::User).unwrap();
+    User::set_disabled(&mut conn, &other.id, false, now).unwrap();
+    User::set_role(&mut conn, &boss.id, Role::User, now).unwrap();
     assert_eq!(User::count_active_admins(&mut conn).unwrap(), 1);
 }
 
@@ -249,7 +250,13 @@ fn usernames_are_escaped_in_the_panel() {
         .unwrap()
         .hash_blocking(PASSWORD)
         .unwrap();
-    let new = latchkey::models::NewUser::new("quote", "a'b/c{d}@example.com", hash, Role::User);
+    let new = latchkey::models::NewUser::new(
+        "quote",
+        "a'b/c{d}@example.com",
+        hash,
+        Role::User,
+        app.clock().db_now(),
+    );
     User::create(&mut app.pool().get().unwrap(), &new)
         .unwrap()
         .unwrap();
@@ -258,4 +265,75 @@ fn usernames_are_escaped_in_the_panel() {
         body.contains("a&#x27;b&#x2F;c{d}@example.com"),
         "escaped email shown"
     );
+}
+
+/// Runs SQL on the site's database (both backends understand these statements).
+fn execute(app: &TestApp, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    app.pool().get().unwrap().batch_execute(sql).unwrap();
+}
+
+fn audit_count(app: &TestApp, kind: &str) -> usize {
+    let filter = latchkey::models::AuditFilter {
+        kind: Some(kind.to_string()),
+        ..Default::default()
+    };
+    latchkey::models::AuditEvent::search(&mut app.pool().get().unwrap(), &filter, 1, 1000)
+        .unwrap()
+        .0
+        .len()
+}
+
+#[test]
+fn a_role_change_whose_session_revocation_fails_changes_nothing_and_answers_503() {
+    let app = spawn_app();
+    let deputy = app.create_user("deputy", Role::Admin);
+    let deputy_client = second_instance(&app);
+    let deputy_token = login_on(&deputy_client, "deputy", None);
+    app.sign_in_as("boss", Role::Admin);
+
+    // The sessions table goes away mid-flight: the role is written first, then the revocation fails.
+    execute(&app, "ALTER TABLE sessions RENAME TO sessions_away");
+    let response = app.post_form(
+        &format!("/admin/users/{}/role", deputy.id),
+        &[("role", "user")],
+    );
+    assert_eq!(response.status(), Status::ServiceUnavailable);
+    assert!(response
+        .into_string()
+        .unwrap()
+        .contains("temporarily unavailable"));
+    execute(&app, "ALTER TABLE sessions_away RENAME TO sessions");
+
+    assert_eq!(
+        app.user("deputy").unwrap().role(),
+        Role::Admin,
+        "role rolled back"
+    );
+    assert_eq!(audit_count(&app, "role_changed"), 0, "no audit row for it");
+    // Nothing was half-done: the deputy's session and panel are as they were.
+    let panel = get_as(&deputy_client, "/admin", &deputy_token);
+    assert_eq!(panel.status(), Status::Ok);
+
+    // The same change, with the database whole, goes through and ends the session.
+    let response = app.post_form(
+        &format!("/admin/users/{}/role", deputy.id),
+        &[("role", "user")],
+    );
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(app.user("deputy").unwrap().role(), Role::User);
+    assert_eq!(audit_count(&app, "role_changed"), 1);
+}
+
+#[test]
+fn disabling_a_user_whose_session_revocation_fails_changes_nothing() {
+    let app = spawn_app();
+    let victim = app.create_user("victim", Role::User);
+    app.sign_in_as("boss", Role::Admin);
+    execute(&app, "ALTER TABLE sessions RENAME TO sessions_away");
+    let response = app.post_form(&format!("/admin/users/{}/disable", victim.id), &[]);
+    assert_eq!(response.status(), Status::ServiceUnavailable);
+    execute(&app, "ALTER TABLE sessions_away RENAME TO sessions");
+    assert!(!app.user("victim").unwrap().disabled, "disable rolled back");
+    assert_eq!(audit_count(&app, "user_disabled"), 0);
 }

@@ -1,88 +1,173 @@
 //! CSRF: every POST form needs the session-bound token and a same-origin request; a refusal is a
 //! 403 page that says to reload, and nothing changes.
 
-use latchkey::models::{Role, Session};
-use rocket::http::{ContentType, Header, Status};
+use latchkey::config::Settings;
+use latchkey::models::{ApiKey, KeyScope, LoginAttempt, Role, Session, TwoFactor};
+use rocket::http::{ContentType, Header, Method, Status};
 
 use crate::helpers::*;
 
 const RELOAD: &str = "Reload the page and try again.";
 
-/// Every POST route of the site, with the fields its form sends.
-fn post_routes(user_id: &str, sid: &str) -> Vec<(String, Vec<(&'static str, String)>)> {
-    vec![
-        (
-            "/signup".into(),
-            vec![
-                ("username", "newbie".into()),
-                ("email", "newbie@example.com".into()),
-                ("password", PASSWORD.into()),
-                ("password_confirm", PASSWORD.into()),
-            ],
-        ),
-        (
-            "/login".into(),
-            vec![("username", "boss".into()), ("password", PASSWORD.into())],
-        ),
-        ("/logout".into(), vec![]),
-        (
-            "/account/password".into(),
-            vec![
-                ("current_password", PASSWORD.into()),
-                ("new_password", "other-Lantern-orbit-31".into()),
-                ("new_password_confirm", "other-Lantern-orbit-31".into()),
-            ],
-        ),
-        (format!("/account/sessions/{sid}/revoke"), vec![]),
-        ("/account/sessions/revoke-others".into(), vec![]),
-        ("/account/logout-everywhere".into(), vec![]),
-        (
-            format!("/admin/users/{user_id}/role"),
-            vec![("role", "admin".into())],
-        ),
-        (format!("/admin/users/{user_id}/disable"), vec![]),
-        (format!("/admin/users/{user_id}/enable"), vec![]),
-        (format!("/admin/users/{user_id}/unlock"), vec![]),
-        (format!("/admin/users/{user_id}/sessions/revoke"), vec![]),
-        (
-            format!("/admin/users/{user_id}/sessions/{sid}/revoke"),
-            vec![],
-        ),
-    ]
+/// What the forms could change: a signed-in admin ("boss") with a second session and an API key,
+/// and a target user with a live session, an API key, two-factor sign-in and a lockout.
+struct Targets {
+    user_id: String,
+    session_id: String,
+    key_id: String,
+    own_session_id: String,
+    own_key_id: String,
 }
 
-/// A signed-in admin with a second user who has a live session; returns (target user id, sid).
-fn setup(app: &TestApp) -> (String, String) {
+fn setup(app: &TestApp) -> Targets {
     let target = app.create_user("target", Role::User);
-    let session = Session::new(
-        &target.id,
-        app.clock().db_now(),
-        time::Duration::hours(1),
-        false,
-        "x",
-        "",
-    );
-    session.insert(&mut app.pool().get().unwrap()).unwrap();
-    app.sign_in_as("boss", Role::Admin);
-    (target.id, session.id)
+    let boss = app.create_user("boss", Role::Admin);
+    let now = app.clock().db_now();
+    let mut conn = app.pool().get().unwrap();
+    let session = |user_id: &str| {
+        let s = Session::new(user_id, now, time::Duration::hours(1), false, "x", "");
+        s.insert(&mut app.pool().get().unwrap()).unwrap();
+        s.id
+    };
+    let key = |user_id: &str| {
+        let (k, _) = ApiKey::generate(user_id, "script", KeyScope::Full, now, None);
+        k.insert(&mut app.pool().get().unwrap()).unwrap();
+        k.id
+    };
+    let policy = Settings::default().lockout_policy();
+    let lock = LoginAttempt::key_for_user(&target.id);
+    for _ in 0..policy.threshold {
+        LoginAttempt::record_failure(&mut conn, &lock, now, &policy).unwrap();
+    }
+    drop(conn);
+    app.enable_two_factor(&target);
+    let targets = Targets {
+        session_id: session(&target.id),
+        key_id: key(&target.id),
+        own_session_id: session(&boss.id),
+        own_key_id: key(&boss.id),
+        user_id: target.id,
+    };
+    assert_eq!(app.login("boss", PASSWORD).status(), Status::SeeOther);
+    targets
+}
+
+/// The value for a dynamic segment `<name>` of a route under `/{area}/…`.
+fn segment_value<'t>(t: &'t Targets, route: &str, area: &str, name: &str) -> &'t str {
+    match (area, name) {
+        ("admin", "id") => &t.user_id,
+        ("admin", "sid") => &t.session_id,
+        ("admin", "key_id") => &t.key_id,
+        ("account", "sid") => &t.own_session_id,
+        ("account", "id") if route.starts_with("/account/api-keys/") => &t.own_key_id,
+        _ => panic!(
+            "{route}: no test value for <{name}>. Add one to `segment_value` in tests/app/csrf.rs \
+             (something this form would change) so its CSRF check is tested"
+        ),
+    }
+}
+
+/// The fields a form sends, for the forms that have any; the rest are posted empty.
+fn fields_of(route: &str) -> Vec<(&'static str, &'static str)> {
+    match route {
+        "/signup" => vec![
+            ("username", "newbie"),
+            ("email", "newbie@example.com"),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+        ],
+        "/login" => vec![("username", "boss"), ("password", PASSWORD)],
+        "/account/password" => vec![
+            ("current_password", PASSWORD),
+            ("new_password", "other-Lantern-orbit-31"),
+            ("new_password_confirm", "other-Lantern-orbit-31"),
+        ],
+        "/account/api-keys" => vec![("name", "sneaky"), ("scope", "full")],
+        "/account/two-factor/disable" | "/account/two-factor/enable" => {
+            vec![("password", PASSWORD), ("code", "123456")]
+        }
+        "/account/two-factor/recovery-codes" | "/login/two-factor" => vec![("code", "123456")],
+        "/admin/users/<id>/role" => vec![("role", "admin")],
+        _ => vec![],
+    }
+}
+
+/// A form post to send: method, URI with real ids, fields.
+type FormPost = (Method, String, Vec<(&'static str, &'static str)>);
+
+/// Every state-changing route of the site outside `/api/` (the API has its own CSRF test), read
+/// from the mounted routes so a new form cannot be missed.
+fn post_routes(app: &TestApp, t: &Targets) -> Vec<FormPost> {
+    let mut routes: Vec<_> = app
+        .client
+        .rocket()
+        .routes()
+        .filter(|r| !matches!(r.method, Method::Get | Method::Head | Method::Options))
+        .map(|r| (r.method, r.uri.path().to_string()))
+        .filter(|(_, path)| !path.starts_with("/api/"))
+        .map(|(method, route)| {
+            let area = route.split('/').nth(1).unwrap_or_default().to_string();
+            let uri = route
+                .split('/')
+                .map(|seg| match seg.strip_prefix('<') {
+                    Some(name) => segment_value(t, &route, &area, name.trim_end_matches('>')),
+                    None => seg,
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            (method, uri, fields_of(&route))
+        })
+        .collect();
+    routes.sort_by(|a, b| a.1.cmp(&b.1));
+    for known in ["/login", "/signup", "/logout", "/account/logout-everywhere"] {
+        assert!(
+            routes.iter().any(|(_, uri, _)| uri == known),
+            "{known} among the routes read from the site"
+        );
+    }
+    routes
 }
 
 /// Nothing the forms could change has changed.
-fn assert_unchanged(app: &TestApp, target_id: &str, sid: &str) {
+fn assert_unchanged(app: &TestApp, t: &Targets) {
     assert_eq!(
         app.client.get("/private").dispatch().status(),
         Status::Ok,
         "still signed in"
     );
     let target = app.user("target").unwrap();
-    assert_eq!(target.id, target_id);
+    assert_eq!(target.id, t.user_id);
     assert_eq!(target.role, "user");
     assert!(!target.disabled);
     assert!(app.user("newbie").is_none());
-    let row = Session::find(&mut app.pool().get().unwrap(), sid)
-        .unwrap()
-        .unwrap();
-    assert!(row.revoked_at.is_none());
+    let boss = app.user("boss").unwrap();
+    let mut conn = app.pool().get().unwrap();
+    for sid in [&t.session_id, &t.own_session_id] {
+        let row = Session::find(&mut conn, sid).unwrap().unwrap();
+        assert!(row.revoked_at.is_none(), "session {sid} not revoked");
+    }
+    for (owner, key) in [(&target.id, &t.key_id), (&boss.id, &t.own_key_id)] {
+        let keys = ApiKey::for_user(&mut conn, owner).unwrap();
+        assert_eq!(keys.len(), 1, "no key added");
+        assert_eq!(&keys[0].id, key);
+        assert!(keys[0].revoked_at.is_none(), "key {key} not revoked");
+    }
+    assert!(
+        TwoFactor::enabled(&mut conn, &target.id).unwrap().is_some(),
+        "the target's two-factor sign-in is still on"
+    );
+    assert!(
+        TwoFactor::find(&mut conn, &boss.id).unwrap().is_none(),
+        "no two-factor set-up begun"
+    );
+    let lock = LoginAttempt::key_for_user(&target.id);
+    assert!(
+        LoginAttempt::locked_until(&mut conn, &lock, app.clock().db_now())
+            .unwrap()
+            .is_some(),
+        "the target is still locked out"
+    );
+    drop(conn);
     app.logout();
     assert_eq!(
         app.login("boss", PASSWORD).status(),
@@ -97,40 +182,57 @@ fn assert_refused_page(response: rocket::local::blocking::LocalResponse<'_>, wha
     assert!(body.contains(RELOAD), "{what}: the page says to reload");
 }
 
+/// Sends a form as `method` to `uri` with `extra` headers.
+fn send<'c>(
+    app: &'c TestApp,
+    method: Method,
+    uri: &str,
+    fields: &[(&str, &str)],
+    extra: &[(&'static str, &'static str)],
+) -> rocket::local::blocking::LocalResponse<'c> {
+    let mut request = app
+        .client
+        .req(method, uri.to_string())
+        .header(ContentType::Form)
+        .body(form(fields));
+    for (name, value) in extra {
+        request = request.header(Header::new(*name, *value));
+    }
+    request.dispatch()
+}
+
 #[test]
 fn every_form_without_a_token_is_refused_and_changes_nothing() {
     let app = spawn_app();
-    let (target, sid) = setup(&app);
-    for (uri, fields) in post_routes(&target, &sid) {
-        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        assert_refused_page(app.post_raw(&uri, &fields), &uri);
+    let t = setup(&app);
+    for (method, uri, fields) in post_routes(&app, &t) {
+        assert_refused_page(send(&app, method, &uri, &fields, &[]), &uri);
     }
-    assert_unchanged(&app, &target, &sid);
+    assert_unchanged(&app, &t);
 }
 
 #[test]
 fn every_form_with_a_wrong_token_is_refused_and_changes_nothing() {
     let app = spawn_app();
-    let (target, sid) = setup(&app);
+    let t = setup(&app);
     // A token that is well-formed but made for another session.
     let other = second_instance(&app);
     let foreign = csrf_token_of(&other);
-    for (uri, fields) in post_routes(&target, &sid) {
+    for (method, uri, fields) in post_routes(&app, &t) {
         for bad in [foreign.as_str(), "not-a-token", ""] {
-            let mut fields: Vec<(&str, &str)> =
-                fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut fields = fields.clone();
             fields.push(("csrf_token", bad));
-            assert_refused_page(app.post_raw(&uri, &fields), &uri);
+            assert_refused_page(send(&app, method, &uri, &fields, &[]), &uri);
         }
     }
-    assert_unchanged(&app, &target, &sid);
+    assert_unchanged(&app, &t);
 }
 
 #[test]
 fn every_form_posted_from_another_origin_is_refused_even_with_a_valid_token() {
     let app = spawn_app();
-    let (target, sid) = setup(&app);
-    for (uri, fields) in post_routes(&target, &sid) {
+    let t = setup(&app);
+    for (method, uri, fields) in post_routes(&app, &t) {
         for (name, value) in [
             ("Origin", "http://evil.example"),
             ("Origin", "null"),
@@ -138,21 +240,19 @@ fn every_form_posted_from_another_origin_is_refused_even_with_a_valid_token() {
             ("Sec-Fetch-Site", "same-site"),
         ] {
             let token = app.csrf_token();
-            let mut fields: Vec<(&str, &str)> =
-                fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut fields = fields.clone();
             fields.push(("csrf_token", &token));
-            let response = app
-                .client
-                .post(uri.clone())
-                .header(ContentType::Form)
-                .header(Header::new("Host", "latchkey.test"))
-                .header(Header::new(name, value))
-                .body(form(&fields))
-                .dispatch();
+            let response = send(
+                &app,
+                method,
+                &uri,
+                &fields,
+                &[("Host", "latchkey.test"), (name, value)],
+            );
             assert_refused_page(response, &format!("{uri} with {name}: {value}"));
         }
     }
-    assert_unchanged(&app, &target, &sid);
+    assert_unchanged(&app, &t);
 }
 
 #[test]
@@ -230,7 +330,7 @@ fn the_login_form_token_is_bound_to_the_pre_session_cookie() {
 #[test]
 fn every_post_form_on_every_page_carries_the_token() {
     let app = spawn_app();
-    let (target, _) = setup(&app);
+    let target = setup(&app).user_id;
     for page in [
         "/",
         "/private",

@@ -5,7 +5,7 @@ use latchkey::auth::{Claims, Sessions, Subject, Tokens};
 use latchkey::clock::Clock;
 use latchkey::db::Db;
 use latchkey::models::{NewUser, Role, User};
-use latchkey::view::percent_encode;
+use latchkey::text::percent_encode;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, Status};
 use rocket::local::blocking::{Client, LocalResponse};
@@ -139,7 +139,13 @@ impl TestApp {
             .state::<latchkey::auth::PasswordHasher>()
             .unwrap();
         let hash = hasher.hash_blocking(PASSWORD).unwrap();
-        let new = NewUser::new(username, &format!("{username}@example.com"), hash, role);
+        let new = NewUser::new(
+            username,
+            &format!("{username}@example.com"),
+            hash,
+            role,
+            self.clock().db_now(),
+        );
         let mut conn = self.pool().get().unwrap();
         User::create(&mut conn, &new).unwrap().unwrap()
     }

@@ -1,6 +1,6 @@
 //! The keyring: rotation keeps old tokens valid for the grace period; weak keys refuse to start.
 
-use latchkey::auth::keyring::{check_strength, KeyFile};
+use latchkey::auth::{check_strength, KeyFile};
 use latchkey::models::Role;
 use rocket::error::ErrorKind;
 use rocket::http::{Cookie, Status};

@@ -92,7 +92,9 @@ fn disabled_account_cannot_sign_in() {
     let app = spawn_app();
     let admin = app.create_user("root", Role::Admin);
     let user = app.create_user("ivy", Role::User);
-    latchkey::models::User::set_disabled(&mut app.pool().get().unwrap(), &user.id, true).unwrap();
+    let now = app.clock().db_now();
+    latchkey::models::User::set_disabled(&mut app.pool().get().unwrap(), &user.id, true, now)
+        .unwrap();
     let response = app.login("ivy", PASSWORD);
     assert_eq!(response.status(), Status::Forbidden);
     assert!(session_set_cookie(&response, COOKIE).is_none());

@@ -4,6 +4,7 @@
 use latchkey::auth::two_factor::code_at;
 use latchkey::models::{AuditEvent, AuditFilter, Role, TwoFactor, User};
 use rocket::http::{ContentType, Cookie, Status};
+use rocket::local::blocking::LocalResponse;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -262,6 +263,18 @@ fn a_recovery_code_signs_in_once() {
     assert_eq!(other.status(), Status::SeeOther);
 }
 
+/// Posts the code step with `pending` as the pending-sign-in cookie (sent on this request: a
+/// cookie added to the client's jar by hand is not sent).
+fn post_with_pending<'a>(app: &'a TestApp, pending: &str, code: &str) -> LocalResponse<'a> {
+    let csrf = app.csrf_token();
+    app.client
+        .post("/login/two-factor")
+        .header(ContentType::Form)
+        .cookie(Cookie::new("latchkey_2fa", pending.to_string()))
+        .body(form(&[("code", code), ("csrf_token", &csrf)]))
+        .dispatch()
+}
+
 #[test]
 fn the_code_step_needs_a_genuine_recent_password_step() {
     let app = spawn_app();
@@ -284,11 +297,26 @@ fn the_code_step_needs_a_genuine_recent_password_step() {
         format!("{}.0.9999999999.AAAA", user.id),
         format!("{}.1.9999999999.{}", user.id, "x".repeat(43)),
     ] {
-        app.client
-            .cookies()
-            .add(Cookie::new("latchkey_2fa", forged));
-        let response = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+        let response = post_with_pending(&app, &forged, &code_now(&app, &secret));
         assert_eq!(location(&response), "/login");
+        assert!(token_from(&response).is_none());
+    }
+
+    // A CSRF token is no pending-sign-in signature, even over the very same text: the pending
+    // cookie's MAC key is derived for that purpose alone.
+    let csrf = app
+        .client
+        .rocket()
+        .state::<latchkey::auth::Csrf>()
+        .expect("csrf managed");
+    let expires = app.clock().unix() + 200;
+    for binding in [
+        format!("{}.0.{expires}", user.id),
+        format!("2fa:{}:0:{expires}", user.id),
+    ] {
+        let forged = format!("{}.0.{expires}.{}", user.id, csrf.token_for(&binding));
+        let response = post_with_pending(&app, &forged, &code_now(&app, &secret));
+        assert_eq!(location(&response), "/login", "signed with the CSRF key");
         assert!(token_from(&response).is_none());
     }
 

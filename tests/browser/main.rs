@@ -19,3 +19,4 @@ mod signin;
 mod signout;
 mod signup;
 mod two_factor;
+mod width;

@@ -59,13 +59,30 @@ impl Site {
 
     /// Inserts a user with the test password straight into the database.
     pub async fn create_user(&self, username: &str, role: Role) -> User {
+        self.create_user_with_email(username, &format!("{username}@example.com"), role)
+            .await
+    }
+
+    /// Inserts a user with the test password and `email` straight into the database.
+    pub async fn create_user_with_email(&self, username: &str, email: &str, role: Role) -> User {
         let hash = self.hasher.hash(PASSWORD.to_string()).await.expect("hash");
-        let new = NewUser::new(username, &format!("{username}@example.com"), hash, role);
+        let new = NewUser::new(
+            username,
+            email,
+            hash,
+            role,
+            latchkey::clock::Clock::default().db_now(),
+        );
         self.db
             .run(move |conn| User::create(conn, &new))
             .await
             .expect("insert user")
             .expect("username free")
+    }
+
+    /// The database, for a test that seeds rows through the library's models.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The user named `username`, as the database has it now.

@@ -16,10 +16,17 @@ use rocket_dyn_templates::tera::{Context, Tera};
 use rocket_dyn_templates::Template;
 use serde::Serialize;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::auth::{CsrfToken, CurrentUser};
 use crate::models::Role;
+
+mod context;
+mod items;
+mod pagination;
+
+pub use context::PageContext;
+pub use items::{KeyView, SessionView, UserView};
+pub use pagination::Pagination;
 
 /// The compiled templates, as rocket_dyn_templates last loaded them; managed state.
 #[derive(Clone, Default)]
@@ -126,12 +133,36 @@ impl Page {
 #[allow(clippy::large_enum_variant)]
 #[derive(Responder)]
 pub enum FormOutcome {
+    /// A page, 200.
+    Show(Page),
     /// Success: a 303 with a flash message.
     Done(Flash<Redirect>),
     /// A form page with its status: 200 when first shown, 4xx when shown again with its errors.
     Redo((Status, Page)),
     /// The form again with 429 and how long to wait.
     Wait(Throttled),
+}
+
+impl FormOutcome {
+    /// On to `to` with a success message.
+    pub fn success(to: impl Into<String>, message: impl Into<String>) -> FormOutcome {
+        FormOutcome::Done(Flash::success(Redirect::to(to.into()), message.into()))
+    }
+
+    /// On to `to` with an error message.
+    pub fn error(to: impl Into<String>, message: impl Into<String>) -> FormOutcome {
+        FormOutcome::Done(Flash::error(Redirect::to(to.into()), message.into()))
+    }
+
+    /// The form again with its errors: 422.
+    pub fn redo(page: Page) -> FormOutcome {
+        FormOutcome::Redo((Status::UnprocessableEntity, page))
+    }
+
+    /// The form again with 429 and `Retry-After`.
+    pub fn wait(page: Page, wait: std::time::Duration) -> FormOutcome {
+        FormOutcome::Wait(Throttled::new(page, wait))
+    }
 }
 
 /// A 429 answer with `Retry-After`.
@@ -164,37 +195,4 @@ pub fn wait_words(wait: std::time::Duration) -> String {
         let minutes = secs.div_ceil(60);
         format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
     }
-}
-
-/// How times are shown on pages: `2026-11-22 21:30 UTC`.
-pub fn format_time(t: OffsetDateTime) -> String {
-    // Written out: `time`'s formatter costs more than the rest of the busiest page's context.
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
-
-/// [`format_time`] for database timestamps (stored in UTC).
-pub fn format_db_time(t: time::PrimitiveDateTime) -> String {
-    format_time(t.assume_utc())
-}
-
-/// Percent-encodes `s` for a query-string value, leaving unreserved characters (RFC 3986) and
-/// those in `keep` as they are.
-pub fn percent_encode(s: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || keep.contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -1,0 +1,308 @@
+//! The one sign-in pipeline. Every way into a session goes through it: a first factor (a
+//! password, an API key, a new account) answers with a typed step — *signed in*, or *needs a
+//! second factor* — and a second factor answers *signed in*; then [`SignIn::finish`] writes the
+//! session row, the token, the cookie (browsers) and the audit event, for the HTML pages, the
+//! two-factor step and the JSON API alike. New ways in (a reset link, a passkey) add a first
+//! factor here and end in the same `finish`.
+
+mod api_key;
+mod password;
+mod pending;
+mod second_factor;
+
+pub use pending::PendingSignIn;
+
+use std::time::Duration;
+
+use rocket::http::CookieJar;
+use rocket::request::{FromRequest, Outcome, Request};
+
+use super::sessions::{Kind, Started};
+use super::{PasswordHasher, Sessions, Throttle};
+use crate::config::Settings;
+use crate::db::Db;
+use crate::error::Error;
+use crate::events::{Audit, Event, Who};
+use crate::models::{AuditKind, KeyScope, LoginAttempt, User};
+use crate::peer::Peer;
+use crate::text::format_db_time;
+
+/// How a sign-in was proven. Decides what the session's tokens say (`amr`, read-only scope) and
+/// what the audit trail records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// The password alone (the account has no second factor).
+    Password,
+    /// The password, then the authenticator app's current code.
+    PasswordAndCode,
+    /// The password, then an unused recovery code (now used up).
+    PasswordAndRecoveryCode,
+    /// The password, and two-factor was turned off (by an admin) between the two steps.
+    PasswordTwoFactorTurnedOff,
+    /// An API key (programs only); read-only keys give read-only tokens.
+    ApiKey {
+        /// The key's visible prefix, for the audit trail.
+        prefix: String,
+        /// What the key allows.
+        scope: KeyScope,
+    },
+    /// The account was created a moment ago by the person now signed in.
+    NewAccount,
+}
+
+impl Proof {
+    /// Whether a second factor was checked.
+    fn two_factor(&self) -> bool {
+        matches!(
+            self,
+            Proof::PasswordAndCode | Proof::PasswordAndRecoveryCode
+        )
+    }
+
+    /// Whether the session's tokens may only read.
+    fn read_only(&self) -> bool {
+        matches!(
+            self,
+            Proof::ApiKey {
+                scope: KeyScope::Read,
+                ..
+            }
+        )
+    }
+
+    /// The audit trail's words for it.
+    fn describe(&self) -> String {
+        match self {
+            Proof::Password => "password".into(),
+            Proof::PasswordAndCode => "two-factor code".into(),
+            Proof::PasswordAndRecoveryCode => "recovery code".into(),
+            Proof::PasswordTwoFactorTurnedOff => {
+                "password (two-factor turned off meanwhile)".into()
+            }
+            Proof::ApiKey { prefix, scope } => format!("api key {prefix} ({})", scope.as_str()),
+            Proof::NewAccount => "new account".into(),
+        }
+    }
+}
+
+/// A sign-in every check let through: who, and how they proved it.
+#[derive(Debug)]
+pub struct Verified {
+    /// The account, as read during the checks.
+    pub user: User,
+    /// How.
+    pub proof: Proof,
+}
+
+/// What the first factor (the password) leads to.
+#[derive(Debug)]
+pub enum FirstStep {
+    /// Nothing more to prove.
+    SignedIn(Verified),
+    /// Right password; the account asks for a code too. Nothing is cleared or stamped until the
+    /// code is right.
+    SecondFactor(User),
+}
+
+/// Why a sign-in step did not let the person in.
+#[derive(Debug)]
+pub enum Refused {
+    /// Wrong password, unknown name, wrong or used code, unknown key (never says which).
+    Invalid,
+    /// Locked after too many failures; try again after this long.
+    Locked(Duration),
+    /// The password was right but an admin disabled the account.
+    Disabled,
+    /// Too many attempts from this client; try again after this long.
+    Throttled(Duration),
+    /// The check itself could not run (database unreachable…).
+    Failed(Error),
+}
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Refused {
+        Refused::Failed(e)
+    }
+}
+
+/// Where a finished sign-in's token goes.
+pub enum Delivery<'a, 'c> {
+    /// A browser: the session cookie, persistent only with "remember me".
+    Cookie {
+        /// The response's cookies.
+        jar: &'a CookieJar<'c>,
+        /// "Remember me" was ticked.
+        remember: bool,
+    },
+    /// A program: the token is returned; the session lasts as long as that one token.
+    Bearer,
+}
+
+/// What checking credentials and starting sessions needs, as one request guard.
+pub struct SignIn<'r> {
+    db: &'r Db,
+    hasher: &'r PasswordHasher,
+    sessions: &'r Sessions,
+    throttle: &'r Throttle,
+    audit: &'r Audit,
+    settings: &'r Settings,
+    peer: Peer,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SignIn<'r> {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        let r = req.rocket();
+        match (
+            r.state::<Db>(),
+            r.state::<PasswordHasher>(),
+            r.state::<Sessions>(),
+            r.state::<Throttle>(),
+            r.state::<Audit>(),
+            r.state::<Settings>(),
+        ) {
+            (
+                Some(db),
+                Some(hasher),
+                Some(sessions),
+                Some(throttle),
+                Some(audit),
+                Some(settings),
+            ) => Outcome::Success(SignIn {
+                db,
+                hasher,
+                sessions,
+                throttle,
+                audit,
+                settings,
+                peer: Peer::of(req),
+            }),
+            _ => Outcome::Error((rocket::http::Status::InternalServerError, ())),
+        }
+    }
+}
+
+/// How long from `now` until a lock set to end at `until` ends (at least a second).
+fn wait_until(until: time::PrimitiveDateTime, now: time::PrimitiveDateTime) -> Duration {
+    Duration::from_secs((until - now).whole_seconds().max(1) as u64)
+}
+
+impl SignIn<'_> {
+    /// Holds a sign-in whose password was right until its second factor arrives: a signed
+    /// cookie, valid for five minutes.
+    pub fn hold(&self, jar: &CookieJar<'_>, user: &User, remember: bool) {
+        PendingSignIn::new(&user.id, remember, self.sessions.clock().now()).save(
+            jar,
+            &self.sessions.tokens().keyring(),
+            self.sessions.cookies(),
+        );
+    }
+
+    /// The sign-in this browser holds for its second factor, if genuine and not expired.
+    pub fn held(&self, jar: &CookieJar<'_>) -> Option<PendingSignIn> {
+        PendingSignIn::load(
+            jar,
+            &self.sessions.tokens().keyring(),
+            self.sessions.cookies(),
+            self.sessions.clock().now(),
+        )
+    }
+
+    /// Forgets the held sign-in.
+    pub fn release(&self, jar: &CookieJar<'_>) {
+        PendingSignIn::clear(jar, self.sessions.cookies());
+    }
+
+    /// Counts an attempt against this client's sign-in limit and records a refusal.
+    async fn throttled(&self, kind: AuditKind, subject: Option<Who<'_>>) -> Result<(), Refused> {
+        let Err(wait) = self.throttle.login(self.peer.ip) else {
+            return Ok(());
+        };
+        let mut event = Event::new(kind, &self.peer).detail("throttled");
+        if let Some(subject) = subject {
+            event = event.subject(subject);
+        }
+        self.record(event).await;
+        Err(Refused::Throttled(wait))
+    }
+
+    async fn record(&self, event: Event<'_>) {
+        self.audit.record(event).await;
+    }
+
+    /// Counts a failure towards the lockout of `key` and records it: `Locked` if this one
+    /// locked the account (or name), `Invalid` otherwise.
+    async fn failed(
+        &self,
+        kind: AuditKind,
+        subject: Who<'_>,
+        reason: &str,
+        key: String,
+        now: time::PrimitiveDateTime,
+    ) -> Refused {
+        let policy = self.settings.lockout_policy();
+        let locked = match self
+            .db
+            .run(move |conn| LoginAttempt::record_failure(conn, &key, now, &policy))
+            .await
+        {
+            Ok(locked) => locked,
+            Err(e) => return Refused::Failed(e),
+        };
+        self.record(Event::new(kind, &self.peer).subject(subject).detail(reason))
+            .await;
+        let Some(until) = locked else {
+            return Refused::Invalid;
+        };
+        let detail = format!("locked until {}", format_db_time(until));
+        self.record(
+            Event::new(AuditKind::LoginLocked, &self.peer)
+                .subject(subject)
+                .detail(detail),
+        )
+        .await;
+        Refused::Locked(wait_until(until, now))
+    }
+
+    /// Starts the session of a verified sign-in: the session row, the token, the cookie (for a
+    /// browser) and the audit event. Returns the token and what it says.
+    pub async fn finish(
+        &self,
+        verified: &Verified,
+        delivery: Delivery<'_, '_>,
+    ) -> Result<Started, Error> {
+        let Verified { user, proof } = verified;
+        let (kind, channel) = match &delivery {
+            Delivery::Cookie { remember, .. } => (
+                Kind::Browser {
+                    remember: *remember,
+                },
+                if *remember { "remember" } else { "session" },
+            ),
+            Delivery::Bearer => (
+                Kind::Api {
+                    read_only: proof.read_only(),
+                },
+                "api",
+            ),
+        };
+        let started = self
+            .sessions
+            .start(user, kind, proof.two_factor(), &self.peer)
+            .await?;
+        if let Delivery::Cookie { jar, .. } = delivery {
+            self.sessions.set_cookie(jar, &started);
+        }
+        let who = Who::user(&user.id, &user.username);
+        let event = match proof {
+            Proof::NewAccount => Event::new(AuditKind::Signup, &self.peer).by_self(who),
+            _ => Event::new(AuditKind::LoginOk, &self.peer)
+                .by_self(who)
+                .detail(format!("{channel}, {}", proof.describe())),
+        };
+        self.record(event).await;
+        Ok(started)
+    }
+}

@@ -1,0 +1,95 @@
+//! The password as a first factor: per-client throttling, account lockout (in the database, so
+//! every instance counts the same failures), argon2 verification against a dummy hash for
+//! unknown names, and the audit trail.
+
+use super::{wait_until, FirstStep, Proof, Refused, SignIn, Verified};
+use crate::events::{Event, Who};
+use crate::models::{AuditKind, LoginAttempt, TwoFactor, User};
+use crate::validation::PASSWORD_MAX_CHARS;
+
+impl SignIn<'_> {
+    /// Checks `login` (username or email) and `password`, counting failures and recording
+    /// events. A right password for an account with two-factor asks for the second step.
+    pub async fn password(&self, login: &str, password: String) -> Result<FirstStep, Refused> {
+        self.throttled(AuditKind::LoginFailed, Some(Who::name(login)))
+            .await?;
+        let now = self.sessions.clock().db_now();
+        let (user, key, locked_until) = self
+            .db
+            .run({
+                let login = login.to_string();
+                move |conn| {
+                    let user = User::find_by_login(conn, &login)?;
+                    let key = match &user {
+                        Some(user) => LoginAttempt::key_for_user(&user.id),
+                        None => LoginAttempt::key_for_name(&login),
+                    };
+                    let locked = LoginAttempt::locked_until(conn, &key, now)?;
+                    Ok((user, key, locked))
+                }
+            })
+            .await?;
+        let subject = match &user {
+            Some(u) => Who::user(&u.id, &u.username),
+            None => Who::name(login),
+        };
+        if let Some(until) = locked_until {
+            self.record(
+                Event::new(AuditKind::LoginFailed, &self.peer)
+                    .subject(subject)
+                    .detail("locked"),
+            )
+            .await;
+            return Err(Refused::Locked(wait_until(until, now)));
+        }
+
+        // No account has a longer password; refusing before hashing keeps the work bounded.
+        let verified = password.chars().count() <= PASSWORD_MAX_CHARS
+            && self
+                .hasher
+                .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+                .await?;
+        let failure = match &user {
+            None => Some("unknown_user"),
+            Some(_) if !verified => Some("bad_password"),
+            _ => None,
+        };
+        if let Some(reason) = failure {
+            return Err(self
+                .failed(AuditKind::LoginFailed, subject, reason, key, now)
+                .await);
+        }
+        if user.as_ref().is_some_and(|u| u.disabled) {
+            self.record(
+                Event::new(AuditKind::LoginFailed, &self.peer)
+                    .subject(subject)
+                    .detail("disabled"),
+            )
+            .await;
+            return Err(Refused::Disabled);
+        }
+        let Some(user) = user else {
+            return Err(Refused::Invalid);
+        };
+        let id = user.id.clone();
+        let needs_code = self
+            .db
+            .run(move |conn| {
+                if TwoFactor::enabled(conn, &id)?.is_some() {
+                    return Ok(true);
+                }
+                LoginAttempt::clear(conn, &key)?;
+                User::record_login(conn, &id, now)?;
+                Ok(false)
+            })
+            .await?;
+        Ok(if needs_code {
+            FirstStep::SecondFactor(user)
+        } else {
+            FirstStep::SignedIn(Verified {
+                user,
+                proof: Proof::Password,
+            })
+        })
+    }
+}

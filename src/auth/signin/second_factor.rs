@@ -1,0 +1,102 @@
+//! The second step of a sign-in whose password was right: a code from the authenticator app
+//! (each 30-second code works once, on any instance) or an unused recovery code. Wrong codes
+//! count towards the same lockout as wrong passwords.
+
+use super::{wait_until, Proof, Refused, SignIn, Verified};
+use crate::auth::two_factor::{self, Redeemed};
+use crate::events::{Event, Who};
+use crate::models::{AuditKind, LoginAttempt, RecoveryCode, TwoFactor, User};
+
+/// How the code step went, inside its database work.
+enum CodeCheck {
+    Right,
+    Recovery(i64),
+    NotNeeded,
+    Wrong(&'static str),
+    Locked(time::PrimitiveDateTime),
+}
+
+impl SignIn<'_> {
+    /// Checks `input` for the user whose password was right a moment ago.
+    pub async fn second_factor(&self, user_id: &str, input: &str) -> Result<Verified, Refused> {
+        let id = user_id.to_string();
+        let found = self.db.run(move |conn| User::find(conn, &id)).await?;
+        let Some(user) = found else {
+            return Err(Refused::Invalid);
+        };
+        let subject = Who::user(&user.id, &user.username);
+        self.throttled(AuditKind::TwoFactorFailed, Some(subject))
+            .await?;
+        if user.disabled {
+            return Err(Refused::Disabled);
+        }
+        let now = self.sessions.clock().now();
+        let db_now = self.sessions.clock().db_now();
+        let key = LoginAttempt::key_for_user(&user.id);
+        let input = input.trim().to_string();
+        let as_app_code = two_factor::looks_like_app_code(&input);
+        let outcome = self
+            .db
+            .run({
+                let (id, key) = (user.id.clone(), key.clone());
+                move |conn| {
+                    if let Some(until) = LoginAttempt::locked_until(conn, &key, db_now)? {
+                        return Ok(CodeCheck::Locked(until));
+                    }
+                    let Some(tf) = TwoFactor::enabled(conn, &id)? else {
+                        // Turned off (by an admin) since the password step: the password
+                        // alone signs in now.
+                        return Ok(CodeCheck::NotNeeded);
+                    };
+                    if input.is_empty() {
+                        return Ok(CodeCheck::Wrong("empty"));
+                    }
+                    Ok(match two_factor::redeem(conn, &tf, &input, now)? {
+                        Redeemed::AppCode => CodeCheck::Right,
+                        Redeemed::RecoveryCode => {
+                            CodeCheck::Recovery(RecoveryCode::remaining(conn, &id)?)
+                        }
+                        Redeemed::Reused => CodeCheck::Wrong("code_reused"),
+                        Redeemed::Wrong if as_app_code => CodeCheck::Wrong("bad_code"),
+                        Redeemed::Wrong => CodeCheck::Wrong("bad_recovery_code"),
+                    })
+                }
+            })
+            .await?;
+        let proof = match outcome {
+            CodeCheck::Locked(until) => {
+                self.record(
+                    Event::new(AuditKind::TwoFactorFailed, &self.peer)
+                        .subject(subject)
+                        .detail("locked"),
+                )
+                .await;
+                return Err(Refused::Locked(wait_until(until, db_now)));
+            }
+            CodeCheck::Wrong(reason) => {
+                return Err(self
+                    .failed(AuditKind::TwoFactorFailed, subject, reason, key, db_now)
+                    .await);
+            }
+            CodeCheck::Recovery(left) => {
+                self.record(
+                    Event::new(AuditKind::RecoveryCodeUsed, &self.peer)
+                        .by_self(subject)
+                        .detail(format!("{left} left")),
+                )
+                .await;
+                Proof::PasswordAndRecoveryCode
+            }
+            CodeCheck::Right => Proof::PasswordAndCode,
+            CodeCheck::NotNeeded => Proof::PasswordTwoFactorTurnedOff,
+        };
+        let id = user.id.clone();
+        self.db
+            .run(move |conn| {
+                LoginAttempt::clear(conn, &key)?;
+                User::record_login(conn, &id, db_now)
+            })
+            .await?;
+        Ok(Verified { user, proof })
+    }
+}
