@@ -72,7 +72,7 @@ if [ ! -f "$ROOTFS/.latchkey-root" ] || [ "$(cat "$ROOTFS/.latchkey-root")" != "
 else
     log "cached root $ROOTFS ($want)"
 fi
-log "root: $(du -sh --exclude=root "$ROOTFS" 2>/dev/null | cut -f1) besides /root," \
+log "root: $(du -sh --exclude="$ROOTFS/root" "$ROOTFS" 2>/dev/null | cut -f1) besides /root," \
     "$(chroot "$ROOTFS" dpkg-query -W -f='${Status}\n' | grep -c '^install ok installed') packages;" \
     "$(chroot "$ROOTFS" sh -c 'for p in cc gcc make perl pkg-config curl psql chromium chromedriver; do
         command -v $p >/dev/null && printf "%s " "$p"; done') on PATH;" \
