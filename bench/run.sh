@@ -5,7 +5,7 @@
 # start, or the benchmark users could not be created).
 #
 #   bench/run.sh                      # build (release), start the site, measure, print the table
-#   BENCH_SKIP_BUILD=1 bench/run.sh   # use the existing target/release/latchkey
+#   BENCH_SKIP_BUILD=1 bench/run.sh   # use the existing ${CARGO_TARGET_DIR:-target}/release/latchkey
 #
 # See bench/README.md for what each figure means and the knobs below.
 

@@ -13,8 +13,11 @@ use tokio::process::{Child, Command};
 /// How long a page may take to show what a test waits for.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-const MISSING: &str = "the browser tests need Debian's chromium and chromium-driver: \
-    apt-get install -y chromium chromium-driver (see the README, \"Tests\")";
+/// How to get what the browser tests need.
+const INSTALL: &str = "install it with: apt-get install -y chromium chromium-driver";
+
+/// Set to `1` (as `.ci/run` does) to make a missing browser a failure instead of a skip.
+const REQUIRE: &str = "LATCHKEY_REQUIRE_BROWSER";
 
 fn chromium() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
@@ -22,6 +25,42 @@ fn chromium() -> String {
 
 fn chromedriver() -> String {
     std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into())
+}
+
+/// `program` as a runnable file: a name with a `/` as it is, a bare name looked up on `PATH`.
+fn runnable(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_runnable = |path: &Path| {
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return is_runnable(&path).then_some(path);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_runnable(candidate))
+}
+
+/// Whether this test can drive a browser. `false` after one line on stderr when Chromium or
+/// chromedriver is missing, so the test returns early and passes as skipped; with
+/// `LATCHKEY_REQUIRE_BROWSER=1` a missing browser panics instead, failing the test.
+pub fn available(test: &str) -> bool {
+    let missing = if runnable(&chromium()).is_none() {
+        format!("Chromium not found ({})", chromium())
+    } else if runnable(&chromedriver()).is_none() {
+        format!("chromedriver not found ({})", chromedriver())
+    } else {
+        return true;
+    };
+    let required = std::env::var(REQUIRE).is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(!required, "{missing} and {REQUIRE} is set; {INSTALL}");
+    // Straight to the stream, not through eprintln!, which the test harness captures.
+    let line = format!("browser test {test} skipped: {missing}; {INSTALL}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    false
 }
 
 fn free_port() -> u16 {
@@ -41,13 +80,8 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    /// Starts Chromium on `profile` (created if missing).
+    /// Starts Chromium on `profile` (created if missing). Tests check [`available`] first.
     pub async fn launch(profile: &Path) -> Chrome {
-        assert!(
-            Path::new(&chromium()).exists(),
-            "{} not found: {MISSING}",
-            chromium()
-        );
         // A port can be taken between choosing and binding it; a second try settles that.
         let mut last_error = String::new();
         for _ in 0..3 {
@@ -67,7 +101,7 @@ impl Chrome {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {} ({e}): {MISSING}", chromedriver()));
+            .unwrap_or_else(|e| panic!("cannot run {} ({e}); {INSTALL}", chromedriver()));
         let started = Instant::now();
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

@@ -8,7 +8,9 @@ use crate::scene::Scene;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_cookie_is_invisible_to_document_cookie() {
-    let scene = Scene::new("the_session_cookie_is_invisible_to_document_cookie");
+    let Some(scene) = Scene::new("the_session_cookie_is_invisible_to_document_cookie") else {
+        return;
+    };
     let site = scene.site().await;
     site.create_user("turing", Role::User).await;
     let browser = scene.browser("main").await;

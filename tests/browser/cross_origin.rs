@@ -22,7 +22,9 @@ fn attack_page(target: &str, csrf_token: Option<&str>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_posted_from_another_origin_is_rejected() {
-    let scene = Scene::new("a_form_posted_from_another_origin_is_rejected");
+    let Some(scene) = Scene::new("a_form_posted_from_another_origin_is_rejected") else {
+        return;
+    };
     let site = scene.site().await;
     site.create_user("chief", Role::Admin).await;
     let mallory = site.create_user("mallory", Role::User).await;

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use futures::FutureExt;
 
-use crate::chrome::{Browser, Chrome};
+use crate::chrome::{self, Browser, Chrome};
 use crate::db::TestDb;
 use crate::site::Site;
 
@@ -36,18 +36,22 @@ pub struct Scene {
 }
 
 impl Scene {
-    /// Waits for its turn and makes a fresh database; `name` names the screenshots.
-    pub fn new(name: &'static str) -> Scene {
+    /// Waits for its turn and makes a fresh database; `name` names the screenshots. `None` when
+    /// no browser can be started (see [`chrome::available`]): the test then returns, skipped.
+    pub fn new(name: &'static str) -> Option<Scene> {
+        if !chrome::available(name) {
+            return None;
+        }
         let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().expect("temp dir");
         let db = TestDb::new(&dir);
-        Scene {
+        Some(Scene {
             name,
             dir,
             db,
             browsers: Mutex::new(Vec::new()),
             _turn: turn,
-        }
+        })
     }
 
     /// Starts an instance of the site on this test's database.

@@ -103,7 +103,9 @@ return {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_and_admin_pages_fit_the_window_from_1280_to_320_px() {
-    let scene = Scene::new("account_and_admin_pages_fit_the_window");
+    let Some(scene) = Scene::new("account_and_admin_pages_fit_the_window") else {
+        return;
+    };
     let site = scene.site().await;
     let me = seed(&site).await;
     let browser = scene.browser("main").await;

@@ -29,7 +29,8 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.path.join(ROOT, "target", "release", "latchkey")
+# Where cargo puts the binary: CARGO_TARGET_DIR (relative to the repository, as cargo reads it) or target/.
+BIN = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target", "release", "latchkey")
 STATUS_LUA = os.path.join(ROOT, "bench", "status.lua")
 PG = os.environ.get("LATCHKEY_CI_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "correct-Horse-battery-77"

@@ -42,7 +42,9 @@ command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq ng
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 log "cargo build --release"
 cargo build --release -q || exit 2
-BIN="$ROOT/target/release/latchkey"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}   # where cargo put the binary, as bench/run.sh finds it
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/release/latchkey"
 
 psql "$PG_SERVER_URL" -qc "CREATE DATABASE $DB" >/dev/null || exit 2
 DB_URL="${PG_SERVER_URL%/*}/$DB"
