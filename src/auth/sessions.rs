@@ -130,7 +130,13 @@ impl Sessions {
         session.two_factor = two_factor;
         let row = session.clone();
         self.db.run(move |conn| row.insert(conn)).await?;
-        let subject = Subject::of(user, &session.id, read_only).with_two_factor(two_factor);
+        self.token_for(user, session, read_only)
+    }
+
+    /// A fresh token for `user` in `session`; it says what the session's sign-in passed and
+    /// never outlives the session.
+    fn token_for(&self, user: &User, session: Session, read_only: bool) -> Result<Started, Error> {
+        let subject = Subject::of(user, &session.id, read_only).with_two_factor(session.two_factor);
         let (token, claims) =
             self.tokens
                 .issue(&subject, self.clock.now(), session.expires_at.assume_utc())?;
@@ -185,19 +191,9 @@ impl Sessions {
         let Some((session, user)) = found else {
             return Ok(None);
         };
-        let subject = Subject::of(&user, &session.id, false).with_two_factor(session.two_factor);
-        let (token, claims) =
-            self.tokens
-                .issue(&subject, self.clock.now(), session.expires_at.assume_utc())?;
-        self.set_cookie(
-            jar,
-            &Started {
-                session,
-                token,
-                claims: claims.clone(),
-            },
-        );
-        Ok(Some(claims))
+        let started = self.token_for(&user, session, false)?;
+        self.set_cookie(jar, &started);
+        Ok(Some(started.claims))
     }
 
     /// Whether a valid token is old enough to be renewed now (less than half its life left).

@@ -11,7 +11,7 @@ use crate::auth::{AuthState, CsrfToken, CurrentUser};
 
 /// The base of a page: user, flash, CSRF token.
 pub struct PageContext<'r> {
-    user: Option<CurrentUser>,
+    user: Option<&'r CurrentUser>,
     flash: Option<FlashMessage<'r>>,
     csrf: CsrfToken,
 }
@@ -21,7 +21,7 @@ impl<'r> FromRequest<'r> for PageContext<'r> {
     type Error = Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Infallible> {
-        let user = AuthState::of(req).await.user().cloned();
+        let user = AuthState::of(req).await.user();
         let flash = match req.guard::<Option<FlashMessage<'r>>>().await {
             Outcome::Success(flash) => flash,
             _ => None,
@@ -38,13 +38,6 @@ impl PageContext<'_> {
     /// Renders `template` in the site layout with this request's base and `extra` (a JSON
     /// object, or `Value::Null` for none).
     pub fn page(self, template: &'static str, title: &str, extra: Value) -> Page {
-        page(
-            template,
-            title,
-            self.user.as_ref(),
-            self.flash,
-            &self.csrf,
-            extra,
-        )
+        page(template, title, self.user, self.flash, &self.csrf, extra)
     }
 }
