@@ -46,7 +46,7 @@ async fn unauthorized(req: &Request<'_>) -> Caught {
     }
     if matches!(
         state,
-        AuthState::Expired | AuthState::Invalid | AuthState::Revoked
+        AuthState::Expired | AuthState::Invalid | AuthState::Revoked | AuthState::Stolen
     ) {
         // The catcher starts with a fresh cookie delta, so the guard's removal must be repeated.
         if let Some(sessions) = req.rocket().state::<Sessions>() {
@@ -66,6 +66,9 @@ async fn unauthorized(req: &Request<'_>) -> Caught {
     let message = match state {
         AuthState::Expired => "Your session has expired. Please sign in again.",
         AuthState::Revoked => "Your session has ended. Please sign in again.",
+        AuthState::Stolen => {
+            "Your session was ended to protect your account. Please sign in again."
+        }
         _ => "Please sign in to continue.",
     };
     Caught::SignIn(Flash::warning(Redirect::to(target), message))

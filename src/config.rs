@@ -51,8 +51,11 @@ pub struct Settings {
     pub signup_per_ip_per_minute: u32,
     /// Password-change attempts allowed per user per minute (per instance).
     pub password_change_per_user_per_minute: u32,
-    /// Clock skew tolerated on `exp` and `nbf`.
+    /// Clock skew tolerated on `exp` and `nbf` (at most 30 s).
     pub jwt_leeway_secs: u64,
+    /// How long a refresh value that was just replaced still renews the access token (parallel
+    /// tabs renewing at once); presented later, it ends the session as stolen. At most 30 s.
+    pub refresh_grace_secs: i64,
     /// The site's origin as browsers see it (`https://example.com`); form posts must come from
     /// it. When unset, the request's `Host` header is the expected origin.
     pub public_origin: Option<String>,
@@ -98,6 +101,7 @@ impl Default for Settings {
             signup_per_ip_per_minute: 10,
             password_change_per_user_per_minute: 10,
             jwt_leeway_secs: 5,
+            refresh_grace_secs: 10,
             cookie_secure: None,
             public_origin: None,
             argon2_memory_kib: 19_456,
@@ -147,6 +151,11 @@ impl Settings {
         }
         if self.jwt_leeway_secs > 30 {
             return Err(Error::Config("jwt_leeway_secs must be at most 30".into()));
+        }
+        if !(0..=30).contains(&self.refresh_grace_secs) {
+            return Err(Error::Config(
+                "refresh_grace_secs must be between 0 and 30".into(),
+            ));
         }
         if self.database_pool_size == 0 {
             return Err(Error::Config(

@@ -54,6 +54,10 @@ impl ApiError {
         let (code, description) = match state {
             AuthState::Expired => (Some("invalid_token"), "The access token has expired."),
             AuthState::Revoked => (Some("invalid_token"), "The access token has been revoked."),
+            AuthState::Stolen => (
+                Some("invalid_token"),
+                "The session was ended to protect the account. Sign in again.",
+            ),
             AuthState::Invalid => (Some("invalid_token"), "The access token is invalid."),
             _ => (None, "An access token is required."),
         };

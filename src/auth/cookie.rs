@@ -9,6 +9,8 @@ use rocket::time::Duration;
 pub enum CookieKind {
     /// The access token (SameSite=Lax, so links from other sites arrive signed in).
     Session,
+    /// The session's opaque refresh value, rotated at every renewal (SameSite=Lax).
+    Refresh,
     /// The random value signed-out forms' CSRF tokens are bound to (SameSite=Lax).
     PreSession,
     /// A sign-in between its password and its second factor (SameSite=Strict, five minutes).
@@ -19,6 +21,7 @@ impl CookieKind {
     fn names(self) -> (&'static str, &'static str) {
         match self {
             CookieKind::Session => ("latchkey", "__Host-latchkey"),
+            CookieKind::Refresh => ("latchkey_refresh", "__Host-latchkey_refresh"),
             CookieKind::PreSession => ("latchkey_csrf", "__Host-latchkey_csrf"),
             CookieKind::PendingSignIn => ("latchkey_2fa", "__Host-latchkey_2fa"),
         }
@@ -27,7 +30,7 @@ impl CookieKind {
     fn same_site(self) -> SameSite {
         match self {
             CookieKind::PendingSignIn => SameSite::Strict,
-            CookieKind::Session | CookieKind::PreSession => SameSite::Lax,
+            CookieKind::Session | CookieKind::Refresh | CookieKind::PreSession => SameSite::Lax,
         }
     }
 }

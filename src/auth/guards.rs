@@ -1,9 +1,16 @@
 //! Request guards: `CurrentUser` from the session cookie, and `Admin` built on it.
 //!
-//! The hot path is in memory: verify the token, look the session up in the revocation list. The
-//! database is touched only to renew a token with less than half its life left (or expired) from
-//! its session row. A failed guard fails with 401/403/503; the catchers in `catchers.rs` turn 401
-//! into a redirect to the sign-in page with the right message.
+//! The hot path is in memory: verify the access token, look the session up in the revocation list,
+//! the username up in a per-instance map. The database is touched only to renew: when the access
+//! token is missing, expired (past `exp` plus the leeway: never accepted, never renewed from
+//! itself) or has less than half its life left, the session's refresh cookie is exchanged for a
+//! new access token and a new refresh value (see [`Sessions::refresh`]). A failed guard fails with
+//! 401/403/503; the catchers in `catchers.rs` turn 401 into a redirect to the sign-in page with
+//! the right message.
+//!
+//! Tokens are read from the session cookie and (on `/api/*`) the `Authorization: Bearer` header
+//! only: never from the query string or other headers, which leak into logs, history and
+//! `Referer` (RFC 6750 §2.3).
 
 use rocket::http::Status;
 use rocket::outcome::try_outcome;
@@ -11,21 +18,20 @@ use rocket::request::{FromRequest, Outcome, Request};
 use time::OffsetDateTime;
 
 use super::cookie::CookieKind;
-use super::sessions::Sessions;
+use super::sessions::{Refresh, Sessions};
 use super::{Claims, TokenError};
 use crate::config::Settings;
-use crate::events;
-use crate::models::Role;
+use crate::events::{self, Audit, Event, Who};
+use crate::models::{AuditKind, Role};
+use crate::peer::Peer;
 
 /// The signed-in person, as the verified token describes them.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     /// User id (`sub`).
     pub id: String,
-    /// Username (`name`).
+    /// Username (not in the token: looked up by `sub`).
     pub username: String,
-    /// Email address (`email`).
-    pub email: String,
     /// Role at the time the token was issued (a role change revokes the user's sessions).
     pub role: Role,
     /// When the session ends at the latest.
@@ -51,12 +57,11 @@ pub enum Via {
 
 impl CurrentUser {
     /// The user a verified token describes.
-    pub fn from_claims(claims: &Claims, via: Via) -> CurrentUser {
+    pub fn from_claims(claims: &Claims, username: String, via: Via) -> CurrentUser {
         let at = |t| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         CurrentUser {
             id: claims.sub.clone(),
-            username: claims.name.clone(),
-            email: claims.email.clone(),
+            username,
             role: claims.role,
             session_expires_at: at(claims.sexp),
             session_id: claims.sid.clone(),
@@ -78,6 +83,9 @@ pub enum AuthState {
     Expired,
     /// The session was ended (sign-out elsewhere, password change, admin action).
     Revoked,
+    /// A refresh value that had already been replaced came back: someone else holds a copy, so
+    /// the session was ended to protect the account.
+    Stolen,
     /// A token that failed verification.
     Invalid,
     /// The token needed renewing and the database could not be reached.
@@ -102,7 +110,14 @@ impl AuthState {
         let Some(sessions) = req.rocket().state::<Sessions>() else {
             return AuthState::SignedOut;
         };
-        // On /api/* a Bearer header wins over the cookie; pages only read the cookie.
+        let revocations = sessions.revocations();
+        if revocations.is_stale() {
+            let now = sessions.clock().now().unix_timestamp();
+            if let Err(e) = revocations.refresh(sessions.db(), now).await {
+                log::warn!("revocation list not refreshed: {e}");
+            }
+        }
+        // On /api/* a Bearer header wins over the cookies; pages only read the cookies.
         let bearer = req
             .uri()
             .path()
@@ -110,68 +125,142 @@ impl AuthState {
             .then(|| req.headers().get_one("Authorization"))
             .flatten()
             .and_then(|h| h.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string());
-        let (token, via) = match bearer {
-            Some(token) => (token, Via::Bearer),
-            None => match req
-                .cookies()
-                .get(sessions.cookies().name(CookieKind::Session))
-            {
-                Some(cookie) => (cookie.value().to_string(), Via::Cookie),
-                None => return AuthState::SignedOut,
-            },
-        };
-        let clear_cookie = || {
-            if via == Via::Cookie {
-                sessions.clear_cookie(req.cookies());
-            }
-        };
-        let now = sessions.clock().now();
-        let revocations = sessions.revocations();
-        if revocations.is_stale() {
-            if let Err(e) = revocations
-                .refresh(sessions.db(), now.unix_timestamp())
-                .await
-            {
-                log::warn!("revocation list not refreshed: {e}");
-            }
+            .map(str::trim);
+        match bearer {
+            Some(token) => AuthState::bearer(req, sessions, token).await,
+            None => AuthState::browser(req, sessions).await,
         }
-        let (claims, expired) = match sessions.tokens().verify(&token, now.unix_timestamp()) {
-            Ok(claims) => (claims, false),
-            Err(TokenError::Expired(claims)) => (*claims, true),
+    }
+
+    /// A program's Bearer token: valid, unexpired and not revoked, or refused (a client renews
+    /// with its refresh token itself).
+    async fn bearer(req: &Request<'_>, sessions: &Sessions, token: &str) -> AuthState {
+        let now = sessions.clock().now().unix_timestamp();
+        let claims = match sessions.tokens().verify(token, now) {
+            Ok(claims) => claims,
+            Err(TokenError::Expired) => return AuthState::Expired,
             Err(TokenError::Invalid(reason)) => {
-                clear_cookie();
                 events::token_rejected(&reason, req.client_ip());
                 return AuthState::Invalid;
             }
         };
-        if revocations.is_revoked(&claims.sid) {
-            clear_cookie();
+        if sessions.revocations().is_revoked(&claims.sid) {
             return AuthState::Revoked;
         }
-        // A Bearer client asks for a new token itself; only cookies are renewed silently.
-        if via == Via::Bearer {
-            return match expired {
-                true => AuthState::Expired,
-                false => AuthState::SignedIn(CurrentUser::from_claims(&claims, via)),
-            };
+        AuthState::signed_in(req, sessions, &claims, Via::Bearer).await
+    }
+
+    /// A browser's cookies: the access token while it is fresh; otherwise (missing, expired,
+    /// unreadable, or past half its life) the refresh cookie renews it.
+    async fn browser(req: &Request<'_>, sessions: &Sessions) -> AuthState {
+        let jar = req.cookies();
+        let access = jar.get(sessions.cookies().name(CookieKind::Session));
+        let refresh = jar.get(sessions.cookies().name(CookieKind::Refresh));
+        if access.is_none() && refresh.is_none() {
+            return AuthState::SignedOut;
         }
-        if !expired && !sessions.wants_renewal(&claims, now) {
-            return AuthState::SignedIn(CurrentUser::from_claims(&claims, via));
+        let now = sessions.clock().now();
+        // What the access token alone amounts to, when the refresh cookie cannot help.
+        let mut without_refresh = AuthState::Expired;
+        let mut still_valid = None;
+        if let Some(cookie) = access {
+            match sessions
+                .tokens()
+                .verify(cookie.value(), now.unix_timestamp())
+            {
+                Ok(claims) => {
+                    let revocations = sessions.revocations();
+                    if revocations.is_revoked(&claims.sid) {
+                        sessions.clear_cookie(jar);
+                        return match revocations.was_stolen(&claims.sid) {
+                            true => AuthState::Stolen,
+                            false => AuthState::Revoked,
+                        };
+                    }
+                    if refresh.is_none() || !sessions.wants_renewal(&claims, now) {
+                        return AuthState::signed_in(req, sessions, &claims, Via::Cookie).await;
+                    }
+                    still_valid = Some(claims);
+                }
+                Err(TokenError::Expired) => {}
+                Err(TokenError::Invalid(reason)) => {
+                    events::token_rejected(&reason, req.client_ip());
+                    without_refresh = AuthState::Invalid;
+                }
+            }
         }
-        match sessions.renew(req.cookies(), &claims).await {
-            Ok(Some(renewed)) => AuthState::SignedIn(CurrentUser::from_claims(&renewed, via)),
-            Ok(None) => {
-                clear_cookie();
-                AuthState::Expired
+        let Some(refresh) = refresh else {
+            sessions.clear_cookie(jar);
+            return without_refresh;
+        };
+        match sessions.refresh(refresh.value()).await {
+            Ok(Refresh::Rotated(started, user) | Refresh::Parallel(started, user)) => {
+                sessions.set_cookie(jar, &started);
+                AuthState::SignedIn(CurrentUser::from_claims(
+                    &started.claims,
+                    user.username,
+                    Via::Cookie,
+                ))
+            }
+            Ok(Refresh::Reused(user)) => {
+                sessions.clear_cookie(jar);
+                if let Some(audit) = req.rocket().state::<Audit>() {
+                    let peer = Peer::of(req);
+                    let event = Event::new(AuditKind::RefreshReuse, &peer)
+                        .subject(Who::user(&user.id, &user.username))
+                        .detail("a replaced refresh value came back; the session was ended");
+                    audit.record(event).await;
+                }
+                AuthState::Stolen
+            }
+            Ok(Refresh::Stolen) => {
+                sessions.clear_cookie(jar);
+                AuthState::Stolen
+            }
+            Ok(Refresh::Invalid) => {
+                sessions.clear_cookie(jar);
+                match still_valid {
+                    // The access token is genuine but its session is over (ended elsewhere and
+                    // not yet on this instance's list, idle too long, user disabled).
+                    Some(_) => AuthState::Revoked,
+                    None => AuthState::Expired,
+                }
             }
             // A still-valid token keeps working while the database is away; an expired one cannot.
-            Err(e) if !expired => {
-                log::warn!("token renewal postponed: {e}");
-                AuthState::SignedIn(CurrentUser::from_claims(&claims, via))
+            Err(e) => match still_valid {
+                Some(claims) => {
+                    log::warn!("token renewal postponed: {e}");
+                    AuthState::signed_in(req, sessions, &claims, Via::Cookie).await
+                }
+                None => {
+                    log::warn!("token renewal failed: {e}");
+                    AuthState::Unavailable
+                }
+            },
+        }
+    }
+
+    /// Signed in as the verified token says, once its `sub` names an enabled user (from this
+    /// instance's memory, or the database on a miss).
+    async fn signed_in(
+        req: &Request<'_>,
+        sessions: &Sessions,
+        claims: &Claims,
+        via: Via,
+    ) -> AuthState {
+        match sessions.username(&claims.sub).await {
+            Ok(Some(username)) => {
+                AuthState::SignedIn(CurrentUser::from_claims(claims, username, via))
+            }
+            Ok(None) => {
+                events::token_rejected("token names no enabled user", req.client_ip());
+                if via == Via::Cookie {
+                    sessions.clear_cookie(req.cookies());
+                }
+                AuthState::Invalid
             }
             Err(e) => {
-                log::warn!("token renewal failed: {e}");
+                log::warn!("user not looked up: {e}");
                 AuthState::Unavailable
             }
         }

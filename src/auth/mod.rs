@@ -24,6 +24,6 @@ pub use guards::{Admin, AdminRequired, AuthFailure, AuthState, CurrentUser, Via}
 pub use key_reload::reload_keys;
 pub use keyring::{check_strength, KeyFile, Keyring};
 pub use password::PasswordHasher;
-pub use sessions::Sessions;
+pub use sessions::{Refresh, Sessions, Started};
 pub use throttle::Throttle;
 pub use tokens::{Claims, Subject, TokenError, Tokens};

@@ -18,8 +18,8 @@ const OVERLAP: time::Duration = time::Duration::seconds(5);
 
 /// The live revocation list of one instance.
 pub struct Revocations {
-    /// `sid` → Unix time after which the session is over anyway.
-    revoked: RwLock<HashMap<String, i64>>,
+    /// `sid` → (Unix time after which the session is over anyway, ended as stolen).
+    revoked: RwLock<HashMap<String, (i64, bool)>>,
     /// The database time of the last refresh; the async mutex lets one request refresh while
     /// others wait for its result instead of querying too.
     watermark: rocket::tokio::sync::Mutex<Option<PrimitiveDateTime>>,
@@ -54,11 +54,22 @@ impl Revocations {
             .unwrap_or(true)
     }
 
+    /// Whether `sid` was ended as stolen (a replaced refresh value came back).
+    pub fn was_stolen(&self, sid: &str) -> bool {
+        self.revoked
+            .read()
+            .map(|set| set.get(sid).is_some_and(|(_, stolen)| *stolen))
+            .unwrap_or(false)
+    }
+
     /// Adds revocations this instance made itself (effective here at once).
     pub fn add(&self, sessions: &[RevokedSession]) {
         if let Ok(mut set) = self.revoked.write() {
             for s in sessions {
-                set.insert(s.id.clone(), s.expires_at.assume_utc().unix_timestamp());
+                set.insert(
+                    s.id.clone(),
+                    (s.expires_at.assume_utc().unix_timestamp(), s.stolen),
+                );
             }
         }
     }
@@ -79,7 +90,7 @@ impl Revocations {
             .await?;
         self.add(&rows);
         if let Ok(mut set) = self.revoked.write() {
-            set.retain(|_, expires| *expires >= now_unix);
+            set.retain(|_, (expires, _)| *expires >= now_unix);
         }
         *watermark = Some(db_now);
         if let Ok(mut at) = self.refreshed_at.lock() {

@@ -1,7 +1,14 @@
-//! Sign-in sessions: starting one (row + token + cookie), renewing the token from the row, and
-//! ending one or all of a user's sessions.
+//! Sign-in sessions: starting one (row + access token + refresh value + cookies), renewing the
+//! access token from the session's rotating refresh value (with theft detection), and ending one
+//! or all of a user's sessions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use diesel::Connection;
+use sha2::{Digest, Sha256};
 
 use rocket::http::CookieJar;
 use time::{Duration, OffsetDateTime};
@@ -13,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
-use crate::models::{RevokedSession, Session, User};
+use crate::models::{RefreshToken, RevokedSession, Session, User};
 use crate::peer::Peer;
 
 /// What kind of session a sign-in opens.
@@ -24,12 +31,57 @@ pub enum Kind {
         /// "Remember me" was ticked.
         remember: bool,
     },
-    /// A program's: one Bearer token, read-only when its API key is.
+    /// A program's: Bearer tokens, read-only when its API key is.
     Api {
         /// The token may only read.
         read_only: bool,
+        /// A refresh token continues the session up to its absolute lifetime (a password
+        /// sign-in); without one the session lasts as long as its one token (an API key).
+        refreshable: bool,
     },
 }
+
+/// What a refresh value was good for.
+#[derive(Debug)]
+pub enum Refresh {
+    /// The session's current value: a new access token and a new refresh value (the old one is
+    /// superseded).
+    Rotated(Started, User),
+    /// A value replaced a moment ago (within `refresh_grace_secs`), as when two tabs renew at
+    /// once: a new access token, and no new refresh value (the browser already holds it).
+    Parallel(Started, User),
+    /// A value replaced longer ago presented again: someone else holds a copy. The session has
+    /// been ended; the user is who it belonged to.
+    Reused(User),
+    /// A value of a session that was already ended as stolen (its other holder is told why).
+    Stolen,
+    /// An unknown value, or one whose session is over (ended, expired, idle too long, user gone
+    /// or disabled).
+    Invalid,
+}
+
+/// Prefix of refresh values, so one is recognisable in a leak report (and never parses as a JWT).
+const REFRESH_PREFIX: &str = "lkr_";
+
+/// A new refresh value: 256 random bits.
+fn new_refresh_value() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// How a refresh value is stored: its SHA-256, hex (the value itself is never stored).
+fn refresh_hash(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Longest refresh value looked up (longer input is refused without a database read).
+const MAX_REFRESH_BYTES: usize = 128;
+
+/// Most usernames remembered per instance; emptied when full.
+const NAMES_MAX: usize = 50_000;
 
 /// A session just opened, with its first token.
 #[derive(Debug, Clone)]
@@ -40,6 +92,8 @@ pub struct Started {
     pub token: String,
     /// What it says.
     pub claims: Claims,
+    /// The session's new refresh value (browsers, and programs that signed in with a password).
+    pub refresh: Option<String>,
 }
 
 /// Everything that issues, renews and revokes sessions; managed state.
@@ -52,6 +106,10 @@ pub struct Sessions {
     lifetime: Duration,
     remember_lifetime: Duration,
     idle_timeout: Duration,
+    refresh_grace: Duration,
+    /// User id → username. Tokens carry no personal data, so pages that greet the user look the
+    /// name up here (usernames never change), and in the database on a miss.
+    names: RwLock<HashMap<String, String>>,
 }
 
 impl Sessions {
@@ -68,6 +126,8 @@ impl Sessions {
             lifetime: Duration::seconds(settings.session_ttl_secs),
             remember_lifetime: Duration::seconds(settings.remember_ttl_secs),
             idle_timeout: Duration::seconds(settings.idle_timeout_secs),
+            refresh_grace: Duration::seconds(settings.refresh_grace_secs),
+            names: RwLock::new(HashMap::new()),
         }
     }
 
@@ -101,10 +161,11 @@ impl Sessions {
         &self.db
     }
 
-    /// Opens a session for `user`: the row and its first token. A browser's session lasts its
-    /// absolute lifetime (longer with "remember me"); a program's as long as its one token, so it
-    /// shows on the devices page and can be revoked. `two_factor` says the sign-in passed a
-    /// second factor; the session's tokens carry it.
+    /// Opens a session for `user`: the row, its first access token and (browsers, password
+    /// sign-ins over the API) its first refresh value. A browser's session lasts its absolute
+    /// lifetime (longer with "remember me"); so does a program's that gets a refresh token; a
+    /// program's from an API key lasts as long as its one token, so it shows on the devices page
+    /// and can be revoked. `two_factor` says the sign-in passed a second factor.
     pub async fn start(
         &self,
         user: &User,
@@ -112,30 +173,60 @@ impl Sessions {
         two_factor: bool,
         peer: &Peer,
     ) -> Result<Started, Error> {
-        let (lifetime, remember, read_only) = match kind {
-            Kind::Browser { remember: true } => (self.remember_lifetime, true, false),
-            Kind::Browser { remember: false } => (self.lifetime, false, false),
-            Kind::Api { read_only } => {
-                (Duration::seconds(self.tokens.ttl_secs()), false, read_only)
-            }
+        let (lifetime, remember, read_only, refreshable) = match kind {
+            Kind::Browser { remember: true } => (self.remember_lifetime, true, false, true),
+            Kind::Browser { remember: false } => (self.lifetime, false, false, true),
+            Kind::Api {
+                read_only,
+                refreshable: true,
+            } => (self.lifetime, false, read_only, true),
+            Kind::Api {
+                read_only,
+                refreshable: false,
+            } => (
+                Duration::seconds(self.tokens.ttl_secs()),
+                false,
+                read_only,
+                false,
+            ),
         };
+        let now = self.clock.db_now();
         let mut session = Session::new(
             &user.id,
-            self.clock.db_now(),
+            now,
             lifetime,
             remember,
             &peer.user_agent,
             &peer.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         );
         session.two_factor = two_factor;
+        let refresh = refreshable.then(new_refresh_value);
         let row = session.clone();
-        self.db.run(move |conn| row.insert(conn)).await?;
-        self.token_for(user, session, read_only)
+        let hash = refresh.as_deref().map(refresh_hash);
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    row.insert(conn)?;
+                    if let Some(hash) = hash {
+                        RefreshToken::insert(conn, &hash, &row.id, now)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        self.remember_name(user);
+        self.token_for(user, session, read_only, refresh)
     }
 
-    /// A fresh token for `user` in `session`; it says what the session's sign-in passed and
-    /// never outlives the session.
-    fn token_for(&self, user: &User, session: Session, read_only: bool) -> Result<Started, Error> {
+    /// A fresh access token for `user` in `session`; it says what the session's sign-in passed
+    /// and never outlives the session.
+    fn token_for(
+        &self,
+        user: &User,
+        session: Session,
+        read_only: bool,
+        refresh: Option<String>,
+    ) -> Result<Started, Error> {
         let subject = Subject::of(user, &session.id, read_only).with_two_factor(session.two_factor);
         let (token, claims) =
             self.tokens
@@ -144,10 +235,12 @@ impl Sessions {
             session,
             token,
             claims,
+            refresh,
         })
     }
 
-    /// Puts a started session's token in the session cookie (persistent only with "remember me").
+    /// Puts a started session's access token in the session cookie, and its refresh value (when
+    /// it has a new one) in the refresh cookie; both persistent only with "remember me".
     pub fn set_cookie(&self, jar: &CookieJar<'_>, started: &Started) {
         let now = self.clock.now();
         let ends = started.session.expires_at.assume_utc();
@@ -159,41 +252,112 @@ impl Sessions {
             self.cookies
                 .make(CookieKind::Session, started.token.clone(), max_age),
         );
+        if let Some(refresh) = &started.refresh {
+            jar.add(
+                self.cookies
+                    .make(CookieKind::Refresh, refresh.clone(), max_age),
+            );
+        }
     }
 
-    /// Issues a fresh token from the session row if the session is still live (not revoked, not
-    /// past its absolute or idle limit, user present and enabled), and sets it in the cookie.
-    /// `Ok(None)` means the session is over.
-    pub async fn renew(
-        &self,
-        jar: &CookieJar<'_>,
-        claims: &Claims,
-    ) -> Result<Option<Claims>, Error> {
-        let now = self.clock.db_now();
-        let idle = self.idle_timeout;
-        let (sid, uid) = (claims.sid.clone(), claims.sub.clone());
-        let found = self
+    /// Continues a session from a refresh value (the browser's cookie, or an API client's
+    /// `refresh_token`): rotates it when it is the session's current one, renews the access
+    /// token alone inside the grace for parallel tabs, and ends the session when a value
+    /// replaced longer ago comes back (theft). The session must be live and its user present
+    /// and enabled. Tokens made from it are never read-only: only API-key tokens are, and
+    /// those have no refresh value.
+    pub async fn refresh(&self, value: &str) -> Result<Refresh, Error> {
+        if value.len() > MAX_REFRESH_BYTES || !value.starts_with(REFRESH_PREFIX) {
+            return Ok(Refresh::Invalid);
+        }
+        let hash = refresh_hash(value);
+        let next = new_refresh_value();
+        let next_hash = refresh_hash(&next);
+        let (now, idle, grace) = (self.clock.db_now(), self.idle_timeout, self.refresh_grace);
+        let outcome = self
             .db
             .run(move |conn| {
-                let Some(session) = Session::find(conn, &sid)? else {
-                    return Ok(None);
-                };
-                if session.user_id != uid || !session.is_live(now, idle) {
-                    return Ok(None);
-                }
-                let Some(user) = User::find(conn, &uid)?.filter(|u| !u.disabled) else {
-                    return Ok(None);
-                };
-                Session::touch(conn, &sid, now)?;
-                Ok(Some((session, user)))
+                conn.transaction(|conn| {
+                    // The conditional update comes first, so on SQLite the transaction takes the
+                    // write lock before it reads, and of two requests presenting the same
+                    // current value exactly one rotates it.
+                    let rotated = RefreshToken::supersede(conn, &hash, now)?;
+                    let Some(row) = RefreshToken::find(conn, &hash)? else {
+                        return Ok(Stored::Invalid);
+                    };
+                    let Some(session) = Session::find(conn, &row.session_id)? else {
+                        return Ok(Stored::Invalid);
+                    };
+                    if session.stolen {
+                        return Ok(Stored::Stolen);
+                    }
+                    let Some(user) = User::find(conn, &session.user_id)?.filter(|u| !u.disabled)
+                    else {
+                        return Ok(Stored::Invalid);
+                    };
+                    if !session.is_live(now, idle) {
+                        return Ok(Stored::Invalid);
+                    }
+                    let replaced_at = row.superseded_at.unwrap_or(now);
+                    if rotated {
+                        RefreshToken::insert(conn, &next_hash, &session.id, now)?;
+                        Session::touch(conn, &session.id, now)?;
+                        Ok(Stored::Rotated(session, user))
+                    } else if now - replaced_at <= grace {
+                        Session::touch(conn, &session.id, now)?;
+                        Ok(Stored::Parallel(session, user))
+                    } else {
+                        let ended = Session::end_as_stolen(conn, &session.id)?;
+                        Ok(Stored::Reused(user, ended))
+                    }
+                })
             })
             .await?;
-        let Some((session, user)) = found else {
-            return Ok(None);
-        };
-        let started = self.token_for(&user, session, false)?;
-        self.set_cookie(jar, &started);
-        Ok(Some(started.claims))
+        Ok(match outcome {
+            Stored::Invalid => Refresh::Invalid,
+            Stored::Stolen => Refresh::Stolen,
+            Stored::Rotated(session, user) => {
+                self.remember_name(&user);
+                Refresh::Rotated(self.token_for(&user, session, false, Some(next))?, user)
+            }
+            Stored::Parallel(session, user) => {
+                self.remember_name(&user);
+                Refresh::Parallel(self.token_for(&user, session, false, None)?, user)
+            }
+            Stored::Reused(user, revoked) => {
+                self.revocations
+                    .add(&revoked.into_iter().collect::<Vec<_>>());
+                Refresh::Reused(user)
+            }
+        })
+    }
+
+    /// The username of a user id, from memory or (once per instance) the database; `None` when
+    /// no enabled user has that id.
+    pub async fn username(&self, user_id: &str) -> Result<Option<String>, Error> {
+        if let Some(name) = self.names.read().ok().and_then(|n| n.get(user_id).cloned()) {
+            return Ok(Some(name));
+        }
+        let uid = user_id.to_string();
+        let user = self
+            .db
+            .run(move |conn| Ok(User::find(conn, &uid)?.filter(|u| !u.disabled)))
+            .await?;
+        Ok(user.map(|user| {
+            self.remember_name(&user);
+            user.username
+        }))
+    }
+
+    fn remember_name(&self, user: &User) {
+        if let Ok(mut names) = self.names.write() {
+            if names.len() >= NAMES_MAX {
+                names.clear();
+            }
+            if !names.contains_key(&user.id) {
+                names.insert(user.id.clone(), user.username.clone());
+            }
+        }
     }
 
     /// Whether a valid token is old enough to be renewed now (less than half its life left).
@@ -249,8 +413,18 @@ impl Sessions {
             .await
     }
 
-    /// Clears the session cookie.
+    /// Clears the session and refresh cookies.
     pub fn clear_cookie(&self, jar: &CookieJar<'_>) {
         jar.remove(self.cookies.removal(CookieKind::Session));
+        jar.remove(self.cookies.removal(CookieKind::Refresh));
     }
+}
+
+/// What the refresh transaction found, before tokens are signed.
+enum Stored {
+    Rotated(Session, User),
+    Parallel(Session, User),
+    Reused(User, Option<RevokedSession>),
+    Stolen,
+    Invalid,
 }

@@ -19,7 +19,13 @@ pub const MAX_TOKEN_BYTES: usize = 4096;
 /// The only algorithm accepted; pinned so a token cannot choose how it is checked (RFC 8725 §3.1).
 const ALGORITHM: Algorithm = Algorithm::HS256;
 
-/// What an access token says.
+/// The `typ` header of every access token (RFC 9068 §2.1): a token is only accepted with it, so
+/// a JWT made for another purpose (or by another system sharing the key) cannot stand in.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// What an access token says: who (an opaque id), which session, what role, how it was proven and
+/// how long it lives. No email, username or other personal data (RFC 8725 §3.10 / ASVS 3.5):
+/// a Bearer token or a copied cookie reveals nothing about the person.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     /// Issuer; must equal `jwt_issuer`.
@@ -28,11 +34,6 @@ pub struct Claims {
     pub aud: String,
     /// The user's id.
     pub sub: String,
-    /// The username, so pages can greet without a database read.
-    pub name: String,
-    /// The email address, so `/api/me` needs no database read (emails do not change).
-    #[serde(default)]
-    pub email: String,
     /// The session this token belongs to.
     pub sid: String,
     /// When that session ends at the latest (Unix seconds); tokens are renewed up to it.
@@ -43,7 +44,8 @@ pub struct Claims {
     pub iat: i64,
     /// Not valid before (Unix seconds).
     pub nbf: i64,
-    /// Expires at (Unix seconds).
+    /// Expires at (Unix seconds); hard: never accepted after it (plus the leeway), never renewed
+    /// from itself.
     pub exp: i64,
     /// Unique token id.
     pub jti: String,
@@ -59,8 +61,9 @@ pub struct Claims {
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
-    /// Genuine and well-formed, but past its `exp`; the claims say which session to renew.
-    Expired(Box<Claims>),
+    /// Genuine and well-formed, but past its `exp` (and the leeway). An expired token is never
+    /// renewed from itself: only the session's refresh value continues the session.
+    Expired,
     /// Anything else: forged, tampered, wrong algorithm, unknown key, wrong issuer… (the reason, for the log).
     Invalid(String),
 }
@@ -70,10 +73,6 @@ pub enum TokenError {
 pub struct Subject<'a> {
     /// User id.
     pub user_id: &'a str,
-    /// Username.
-    pub username: &'a str,
-    /// Email address.
-    pub email: &'a str,
     /// Current role.
     pub role: Role,
     /// Session id.
@@ -92,8 +91,6 @@ impl<'a> Subject<'a> {
     pub fn of(user: &'a User, session_id: &'a str, read_only: bool) -> Subject<'a> {
         Subject {
             user_id: &user.id,
-            username: &user.username,
-            email: &user.email,
             role: user.role(),
             session_id,
             read_only,
@@ -181,8 +178,6 @@ impl Tokens {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sub: subject.user_id.to_string(),
-            name: subject.username.to_string(),
-            email: subject.email.to_string(),
             sid: subject.session_id.to_string(),
             sexp: not_after.unix_timestamp(),
             role: subject.role,
@@ -207,6 +202,7 @@ impl Tokens {
         let key = ring.active();
         let mut header = Header::new(ALGORITHM);
         header.kid = Some(key.kid.clone());
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_string());
         jsonwebtoken::encode(&header, claims, key.encoding())
             .map_err(|e| Error::TokenSigning(e.to_string()))
     }
@@ -235,8 +231,14 @@ impl Tokens {
         if claims.nbf > now + self.leeway_secs {
             return Err(TokenError::Invalid("token is not valid yet (nbf)".into()));
         }
+        if claims.exp - claims.iat > self.ttl_secs {
+            return Err(TokenError::Invalid(format!(
+                "token lives {} s, longer than token_ttl_secs",
+                claims.exp - claims.iat
+            )));
+        }
         if claims.exp + self.leeway_secs < now {
-            return Err(TokenError::Expired(Box::new(claims)));
+            return Err(TokenError::Expired);
         }
         Ok(claims)
     }
@@ -251,6 +253,17 @@ impl Tokens {
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| TokenError::Invalid(format!("malformed token: {e}")))?;
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+            return Err(TokenError::Invalid(format!(
+                "token type {:?} is not an access token",
+                header.typ
+            )));
+        }
+        if has_crit(token) {
+            return Err(TokenError::Invalid(
+                "token has a crit header, and no extension is understood".into(),
+            ));
+        }
         if header.alg != ALGORITHM {
             return Err(TokenError::Invalid(format!(
                 "algorithm {:?} is not accepted",
@@ -267,5 +280,22 @@ impl Tokens {
         jsonwebtoken::decode::<Claims>(token, key.decoding(), &self.validation)
             .map(|data| data.claims)
             .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))
+    }
+}
+
+/// Whether the token's header names critical extensions (`crit`, RFC 7515 §4.1.11). latchkey
+/// understands none, so such a token must be refused; jsonwebtoken's `Header` drops the field.
+fn has_crit(token: &str) -> bool {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let Some(encoded) = token.split('.').next() else {
+        return true;
+    };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')) else {
+        return true;
+    };
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes) {
+        Ok(header) => header.contains_key("crit"),
+        Err(_) => true,
     }
 }

@@ -30,6 +30,7 @@ diesel::table! {
         ip -> Text,
         revoked_at -> Nullable<Timestamp>,
         two_factor -> Bool,
+        stolen -> Bool,
     }
 }
 
@@ -98,6 +99,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> Text,
+        issued_at -> Timestamp,
+        superseded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(two_factor -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
@@ -105,6 +116,7 @@ diesel::joinable!(api_keys -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
+    refresh_tokens,
     login_attempts,
     audit_events,
     api_keys,

@@ -50,11 +50,13 @@ pub enum AuditKind {
     RecoveryCodeUsed,
     /// A user replaced their recovery codes.
     RecoveryCodesReplaced,
+    /// A refresh value that had already been replaced was presented again; the session was ended.
+    RefreshReuse,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 20] = [
+    pub const ALL: [AuditKind; 21] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -75,6 +77,7 @@ impl AuditKind {
         AuditKind::TwoFactorFailed,
         AuditKind::RecoveryCodeUsed,
         AuditKind::RecoveryCodesReplaced,
+        AuditKind::RefreshReuse,
     ];
 
     /// The stored name.
@@ -100,6 +103,7 @@ impl AuditKind {
             AuditKind::TwoFactorFailed => "two_factor_failed",
             AuditKind::RecoveryCodeUsed => "recovery_code_used",
             AuditKind::RecoveryCodesReplaced => "recovery_codes_replaced",
+            AuditKind::RefreshReuse => "refresh_reuse",
         }
     }
 

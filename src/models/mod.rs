@@ -3,6 +3,7 @@
 mod api_key;
 mod audit;
 mod login_attempt;
+mod refresh_token;
 mod session;
 mod two_factor;
 mod user;
@@ -10,6 +11,7 @@ mod user;
 pub use api_key::{ApiKey, KeyScope};
 pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
+pub use refresh_token::RefreshToken;
 pub use session::{RevokedSession, Session};
 pub use two_factor::{RecoveryCode, TwoFactor};
 pub use user::{NewUser, Role, SignupConflict, User};

@@ -34,6 +34,8 @@ pub struct Session {
     pub revoked_at: Option<PrimitiveDateTime>,
     /// The sign-in passed two-factor (password and a code).
     pub two_factor: bool,
+    /// Ended because a replaced refresh value came back (someone else held a copy).
+    pub stolen: bool,
 }
 
 /// A revoked session as the revocation list needs it.
@@ -43,6 +45,8 @@ pub struct RevokedSession {
     pub id: String,
     /// After this, no token of the session is valid anyway and the entry can go.
     pub expires_at: PrimitiveDateTime,
+    /// Ended as stolen (refresh reuse), so its holder is told why.
+    pub stolen: bool,
 }
 
 impl Session {
@@ -67,6 +71,7 @@ impl Session {
             ip: ip.to_string(),
             revoked_at: None,
             two_factor: false,
+            stolen: false,
         }
     }
 
@@ -125,6 +130,31 @@ impl Session {
         Ok(Some(RevokedSession {
             id: session.id,
             expires_at: session.expires_at,
+            stolen: false,
+        }))
+    }
+
+    /// Ends a live session because a replaced refresh value came back; returns it if it was live.
+    pub fn end_as_stolen(
+        conn: &mut DbConnection,
+        id: &str,
+    ) -> Result<Option<RevokedSession>, Error> {
+        let ended = diesel::update(
+            sessions::table
+                .filter(sessions::id.eq(id))
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set((
+            sessions::revoked_at.eq(diesel::dsl::now),
+            sessions::stolen.eq(true),
+        ))
+        .returning((sessions::id, sessions::expires_at))
+        .get_result::<(String, PrimitiveDateTime)>(conn)
+        .optional()?;
+        Ok(ended.map(|(id, expires_at)| RevokedSession {
+            id,
+            expires_at,
+            stolen: true,
         }))
     }
 
@@ -149,7 +179,11 @@ impl Session {
             }
             Ok(live
                 .into_iter()
-                .map(|(id, expires_at)| RevokedSession { id, expires_at })
+                .map(|(id, expires_at)| RevokedSession {
+                    id,
+                    expires_at,
+                    stolen: false,
+                })
                 .collect())
         })
     }
@@ -182,19 +216,23 @@ impl Session {
         now: PrimitiveDateTime,
     ) -> Result<Vec<RevokedSession>, Error> {
         let query = sessions::table.filter(sessions::revoked_at.is_not_null());
-        let rows: Vec<(String, PrimitiveDateTime)> = match since {
+        let rows: Vec<(String, PrimitiveDateTime, bool)> = match since {
             Some(since) => query
                 .filter(sessions::revoked_at.ge(since))
-                .select((sessions::id, sessions::expires_at))
+                .select((sessions::id, sessions::expires_at, sessions::stolen))
                 .load(conn)?,
             None => query
                 .filter(sessions::expires_at.gt(now))
-                .select((sessions::id, sessions::expires_at))
+                .select((sessions::id, sessions::expires_at, sessions::stolen))
                 .load(conn)?,
         };
         Ok(rows
             .into_iter()
-            .map(|(id, expires_at)| RevokedSession { id, expires_at })
+            .map(|(id, expires_at, stolen)| RevokedSession {
+                id,
+                expires_at,
+                stolen,
+            })
             .collect())
     }
 

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::auth::signin::{Delivery, FirstStep, Refused, SignIn};
 use crate::auth::{check_csrf_header, Admin, CurrentUser};
+use crate::auth::{Refresh, Started};
 use crate::error::Error;
 use crate::events::Who;
 use crate::json::{ApiError, ApiQuery, Bounds, JsonObject};
@@ -36,10 +37,14 @@ const API_KEY: Bounds = Bounds {
     max_chars: 128,
     blank_ok: false,
 };
+const REFRESH_TOKEN: Bounds = Bounds {
+    max_chars: 128,
+    blank_ok: false,
+};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![token, me, logout, admin_users, openapi]
+    rocket::routes![token, refresh, me, logout, admin_users, openapi]
 }
 
 /// The API's description, kept true by `tests/app/openapi.rs`.
@@ -117,12 +122,65 @@ async fn token(body: Result<JsonObject, ApiError>, signin: SignIn<'_>) -> ApiRes
         .finish(&verified, Delivery::Bearer)
         .await
         .map_err(internal)?;
-    Ok(Json(json!({
+    Ok(token_answer(&started, &verified.user.id))
+}
+
+/// A token endpoint's answer: the access token, and the refresh token when the session has one
+/// (RFC 6749 §5.1).
+fn token_answer(started: &Started, user_id: &str) -> Json<Value> {
+    let mut answer = json!({
         "access_token": started.token,
         "token_type": "Bearer",
         "expires_in": started.claims.exp - started.claims.iat,
-        "user_id": verified.user.id,
-    })))
+        "user_id": user_id,
+    });
+    if let Some(refresh) = &started.refresh {
+        answer["refresh_token"] = json!(refresh);
+        answer["refresh_expires_in"] = json!(started.claims.sexp - started.claims.iat);
+    }
+    Json(answer)
+}
+
+/// `POST /api/token/refresh` with `{"refresh_token"}`: a new access token and a new refresh
+/// token; the one sent is used up. A refresh token that was already used ends its session (someone
+/// else holds a copy).
+#[rocket::post("/api/token/refresh", data = "<body>")]
+async fn refresh(body: Result<JsonObject, ApiError>, site: Services<'_>) -> ApiResult {
+    let body = body?;
+    let value = body.text("refresh_token", REFRESH_TOKEN)?;
+    match site.sessions.refresh(value).await.map_err(internal)? {
+        Refresh::Rotated(started, user) => Ok(token_answer(&started, &user.id)),
+        Refresh::Parallel(..) => Err(ApiError::new(
+            Status::Unauthorized,
+            "invalid_grant",
+            "This refresh token was replaced a moment ago: use the newer one.",
+        )),
+        Refresh::Reused(user) => {
+            let who = Who::user(&user.id, &user.username);
+            site.record_own(
+                AuditKind::RefreshReuse,
+                who,
+                Some("api: a used refresh token came back; the session was ended".into()),
+            )
+            .await;
+            Err(ApiError::new(
+                Status::Unauthorized,
+                "invalid_grant",
+                "This refresh token was already used, so its session has been ended to protect \
+                 the account. Sign in again.",
+            ))
+        }
+        Refresh::Stolen => Err(ApiError::new(
+            Status::Unauthorized,
+            "invalid_grant",
+            "This session was ended to protect the account. Sign in again.",
+        )),
+        Refresh::Invalid => Err(ApiError::new(
+            Status::Unauthorized,
+            "invalid_grant",
+            "The refresh token is not valid, or its session has ended. Sign in again.",
+        )),
+    }
 }
 
 /// The answer to a sign-in step that did not let the client in; `invalid` says what was wrong
@@ -146,13 +204,28 @@ fn refused_answer(refused: Refused, invalid: &'static str) -> ApiError {
     }
 }
 
-/// `GET /api/me`: the signed-in user, from the verified token alone (no database read).
+/// `GET /api/me`: the signed-in user. Tokens carry no personal data, so the email address is
+/// read from the database.
 #[rocket::get("/api/me")]
-fn me(user: CurrentUser) -> ApiResult {
+async fn me(user: CurrentUser, site: Services<'_>) -> ApiResult {
+    let uid = user.id.clone();
+    let row = site
+        .db
+        .run(move |conn| User::find(conn, &uid))
+        .await
+        .map_err(internal)?
+        .filter(|row| !row.disabled)
+        .ok_or_else(|| {
+            ApiError::new(
+                Status::Unauthorized,
+                "invalid_token",
+                "The access token names no account.",
+            )
+        })?;
     Ok(Json(json!({
         "id": user.id,
-        "username": user.username,
-        "email": user.email,
+        "username": row.username,
+        "email": row.email,
         "role": user.role.as_str(),
         "session_expires_at": format_rfc3339(user.session_expires_at),
     })))

@@ -251,8 +251,18 @@ fn the_key_file_is_watched_and_a_dropped_key_stops_working() {
         app.client.get("/healthz").dispatch();
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let response = app.client.get("/private").dispatch();
+    // The access token signed with the dropped key is refused on its own…
+    let other = second_instance(&app);
+    let response = get_as(&other, "/private", &old_token);
     assert_eq!(response.status(), Status::SeeOther, "{}", old_token.len());
+    drop(response);
+    // …while the browser that holds the session's refresh cookie carries on, with a token signed
+    // by the new key.
+    let response = app.client.get("/private").dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    drop(response);
+    let renewed = app.session_cookie().unwrap().value().to_string();
+    assert_eq!(kid_of(&renewed), rotation.new_kid);
 }
 
 #[test]

@@ -284,6 +284,7 @@ impl SignIn<'_> {
             Delivery::Bearer => (
                 Kind::Api {
                     read_only: proof.read_only(),
+                    refreshable: !matches!(proof, Proof::ApiKey { .. }),
                 },
                 "api",
             ),
