@@ -418,3 +418,27 @@ fn purpose_keys_come_from_each_private_key() {
         );
     }
 }
+
+#[test]
+fn moving_from_hs256_to_eddsa_keeps_old_tokens_working_for_the_grace() {
+    let keys = tempfile::tempdir().unwrap();
+    let path = keys.path().join("keys.json");
+    KeyFile::rotate_with(&path, 86_400, JwtAlgorithm::HS256).unwrap();
+    let app = spawn_app_with(key_file_settings(keys.path(), JwtAlgorithm::HS256, 86_400));
+    app.create_user("gus", Role::User);
+    let old = api_token(&app.client, "gus");
+    assert_eq!(header_of(&old).alg, Algorithm::HS256);
+
+    // `keys rotate --alg EdDSA`, then the instance restarted with jwt_algorithm = EdDSA.
+    KeyFile::rotate_with(&path, 86_400, JwtAlgorithm::EdDSA).unwrap();
+    let figment = key_file_settings(keys.path(), JwtAlgorithm::EdDSA, 86_400)(app.figment.clone());
+    let restarted = Client::tracked(latchkey::rocket(figment)).unwrap();
+    assert_eq!(
+        me_status(&restarted, &old),
+        Status::Ok,
+        "the HS256 token, checked as HS256 because its kid names the HS256 key"
+    );
+    let new = api_token(&restarted, "gus");
+    assert_eq!(header_of(&new).alg, Algorithm::EdDSA);
+    assert_eq!(me_status(&restarted, &new), Status::Ok);
+}
