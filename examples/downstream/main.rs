@@ -36,8 +36,9 @@ use rocket::tokio::sync::Mutex;
 use serde::Deserialize;
 
 /// Never fetch the key set more often than this, however many unknown `kid`s arrive (a forged
-/// token with a random `kid` must not turn this service into a flood against latchkey).
-const REFETCH_FLOOR: Duration = Duration::from_secs(10);
+/// token with a random `kid` must not turn this service into a flood against latchkey). Short,
+/// because right after a key rotation the new key's tokens wait for the next allowed fetch.
+const REFETCH_FLOOR: Duration = Duration::from_secs(2);
 
 /// Reuse a fetched set this long when the answer names no `max-age`.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);

@@ -5,7 +5,8 @@
 #   - tests/jwks/verify.py: PyJWT's PyJWKClient fetches /.well-known/jwks.json and verifies the
 #     token (algorithm, issuer, audience), and refuses it once expired (freezegun) or altered;
 #   - examples/downstream (a second Rocket service that knows only the JWKS URL) answers 200 to
-#     the token and 401 without one or to a forged one.
+#     the token and 401 without one or to a forged one, and after `keys rotate` takes the new
+#     key's token (fetching the set again) as well as the old one.
 # Needs PyJWT with cryptography, and freezegun (.ci/run installs them pinned). Prints what it
 # checked and "N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
@@ -130,6 +131,31 @@ PY
     check "$ALG: downstream answers 401 to the token re-headed as alg none" [ "$code" = 401 ]
     code=$(curl -s -o /dev/null -w '%{http_code}' "$DBASE/hello?token=$TOKEN")
     check "$ALG: downstream ignores a token in the query string (401)" [ "$code" = 401 ]
+
+    # A key rotation: latchkey signs with the new key within a second; the downstream service
+    # fetches the set again for the new kid (not more often than every 2 s) and keeps the old
+    # key, which is within its grace.
+    OLD_KID=$(python3 -c 'import jwt, sys; print(jwt.get_unverified_header(sys.argv[1])["kid"])' "$TOKEN")
+    LATCHKEY_KEY_FILE="$DIR/keys.json" LATCHKEY_JWT_ALGORITHM="$ALG" "$BIN" keys rotate >/dev/null
+    NEW_KID=$OLD_KID
+    for _ in $(seq 1 50); do
+        NEW=$(curl -sf -X POST "$BASE/api/token" -H 'Content-Type: application/json' \
+            -d "{\"username\": \"pia\", \"password\": \"$PASSWORD\"}" |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+        NEW_KID=$(python3 -c 'import jwt, sys; print(jwt.get_unverified_header(sys.argv[1])["kid"])' "$NEW")
+        [ "$NEW_KID" != "$OLD_KID" ] && break
+        sleep 0.2
+    done
+    check "$ALG: after keys rotate, latchkey signs with a new kid ($OLD_KID -> $NEW_KID)" [ "$NEW_KID" != "$OLD_KID" ]
+    code=000
+    for _ in $(seq 1 50); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $NEW" "$DBASE/hello")
+        [ "$code" = 200 ] && break
+        sleep 0.1
+    done
+    check "$ALG: downstream accepts the new key's token within 5 s ($code)" [ "$code" = 200 ]
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$DBASE/hello")
+    check "$ALG: downstream still accepts the old key's token during its grace ($code)" [ "$code" = 200 ]
     stop "$DOWN" "$SERVER"
 done
 
