@@ -34,7 +34,9 @@ pub enum Caught {
 }
 
 fn is_api(req: &Request<'_>) -> bool {
-    req.uri().path().starts_with("/api/")
+    let path = req.uri().path();
+    // `/.well-known/` (the JWKS) is for programs too.
+    path.starts_with("/api/") || path.starts_with("/.well-known/")
 }
 
 /// Not signed in: programs get RFC 6750 JSON; people go to the sign-in form, then back here.

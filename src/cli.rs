@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::KeyFile;
 use crate::auth::{Keyring, PasswordHasher};
-use crate::config::Settings;
+use crate::config::{JwtAlgorithm, Settings};
 use crate::db::{self, Db};
 use crate::error::Error;
 use crate::models::{AuditKind, NewUser, Role, Session, TwoFactor, User};
@@ -58,8 +58,13 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum KeysAction {
     /// Add a new signing key; older keys keep verifying for `key_grace_secs`.
-    Rotate,
-    /// Show the key ids on the ring (never the secrets).
+    Rotate {
+        /// HS256 (a shared secret), EdDSA (an Ed25519 pair) or ES256 (a P-256 pair); default:
+        /// the `jwt_algorithm` setting.
+        #[arg(long)]
+        alg: Option<JwtAlgorithm>,
+    },
+    /// Show the key ids and algorithms on the ring (never the secrets).
     List,
 }
 
@@ -70,8 +75,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CreateAdmin { username, email } => create_admin(&username, &email),
         Command::ResetTwoFactor { username } => reset_two_factor(&username),
         Command::Keys {
-            action: KeysAction::Rotate,
-        } => rotate_keys(),
+            action: KeysAction::Rotate { alg },
+        } => rotate_keys(alg),
         Command::Keys {
             action: KeysAction::List,
         } => list_keys(),
@@ -116,19 +121,28 @@ fn migrate() -> Result<(), Error> {
     Ok(())
 }
 
-fn rotate_keys() -> Result<(), Error> {
+fn rotate_keys(alg: Option<JwtAlgorithm>) -> Result<(), Error> {
     let settings = settings()?;
+    let alg = alg.unwrap_or(settings.jwt_algorithm);
     if settings.keys_from_environment() {
         return Err(Error::Config(
             "LATCHKEY_JWT_SECRET is set, so the key file is not used; unset it to rotate keys with the key file".into(),
         ));
     }
-    let rotation = KeyFile::rotate(&settings.key_file, settings.key_grace_secs)?;
+    let rotation = KeyFile::rotate_with(&settings.key_file, settings.key_grace_secs, alg)?;
     println!(
-        "new signing key {} in {}",
+        "new {} signing key {} in {}",
+        rotation.alg,
         rotation.new_kid,
         settings.key_file.display()
     );
+    if alg != settings.jwt_algorithm {
+        println!(
+            "note: jwt_algorithm is {}; set jwt_algorithm = {alg} (LATCHKEY_JWT_ALGORITHM={alg}) \
+             where this key file is used, or instances refuse it",
+            settings.jwt_algorithm
+        );
+    }
     if !rotation.kept.is_empty() {
         println!("still verifying: {}", rotation.kept.join(", "));
     }
@@ -149,20 +163,32 @@ fn list_keys() -> Result<(), Error> {
     let settings = settings()?;
     if settings.keys_from_environment() {
         let ring = Keyring::load(&settings)?;
-        println!("{} (from LATCHKEY_JWT_SECRET, active)", ring.active().kid);
+        println!(
+            "{} {} (from LATCHKEY_JWT_SECRET, active)",
+            ring.active().kid,
+            ring.active().alg()
+        );
         return Ok(());
     }
     let file = KeyFile::read(&settings.key_file)?;
+    let now = time::OffsetDateTime::now_utc();
+    let grace = time::Duration::seconds(settings.key_grace_secs);
     for key in &file.keys {
         let state = if key.kid == file.active {
             "active".to_string()
         } else {
             match key.retired_at {
-                Some(at) => format!("verify-only, retired {at}"),
+                Some(at) if at + grace >= now => {
+                    format!("verify-only, retired {at}, verifies until {}", at + grace)
+                }
+                Some(at) => format!("retired {at}, grace over (verifies nothing)"),
                 None => "verify-only".to_string(),
             }
         };
-        println!("{} created {} {}", key.kid, key.created_at, state);
+        println!(
+            "{} {} created {} {}",
+            key.kid, key.alg, key.created_at, state
+        );
     }
     Ok(())
 }

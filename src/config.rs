@@ -27,6 +27,9 @@ pub struct Settings {
     pub create_key_file: Option<bool>,
     /// How long a superseded key still verifies tokens after a rotation.
     pub key_grace_secs: i64,
+    /// How new keys sign: `HS256` (a shared secret), `EdDSA` (Ed25519) or `ES256` (P-256); the
+    /// active key must be of this kind.
+    pub jwt_algorithm: JwtAlgorithm,
     /// `iss` claim written and required.
     pub jwt_issuer: String,
     /// `aud` claim written and required.
@@ -88,6 +91,7 @@ impl Default for Settings {
             key_file: "latchkey-keys.json".into(),
             create_key_file: None,
             key_grace_secs: 24 * 3600,
+            jwt_algorithm: JwtAlgorithm::HS256,
             jwt_issuer: "latchkey".into(),
             jwt_audience: "latchkey".into(),
             token_ttl_secs: 15 * 60,
@@ -157,6 +161,9 @@ impl Settings {
                 "refresh_grace_secs must be between 0 and 30".into(),
             ));
         }
+        if self.key_grace_secs < 0 {
+            return Err(Error::Config("key_grace_secs must be 0 or more".into()));
+        }
         if self.database_pool_size == 0 {
             return Err(Error::Config(
                 "database_pool_size must be at least 1".into(),
@@ -213,6 +220,70 @@ impl Settings {
     /// The database URL with any password replaced, for messages and logs.
     pub fn database_url_redacted(&self) -> String {
         crate::db::redact_url(&self.database_url)
+    }
+}
+
+/// A token signing algorithm latchkey offers (RFC 7518 names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256: one shared secret signs and verifies.
+    #[default]
+    HS256,
+    /// Ed25519 signatures: the private key signs, the public key (in the JWKS) verifies.
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256: the private key signs, the public key verifies.
+    ES256,
+}
+
+impl JwtAlgorithm {
+    /// Its name in JWT headers and JWKs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::HS256 => "HS256",
+            JwtAlgorithm::EdDSA => "EdDSA",
+            JwtAlgorithm::ES256 => "ES256",
+        }
+    }
+
+    /// Whether it signs with a private key whose public half others may have.
+    pub fn is_public_key(self) -> bool {
+        self != JwtAlgorithm::HS256
+    }
+}
+
+impl std::fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JwtAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            JwtAlgorithm::HS256,
+            JwtAlgorithm::EdDSA,
+            JwtAlgorithm::ES256,
+        ]
+        .into_iter()
+        .find(|a| a.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| format!("unknown signing algorithm {s:?}: use HS256, EdDSA or ES256"))
+    }
+}
+
+impl TryFrom<String> for JwtAlgorithm {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<JwtAlgorithm> for String {
+    fn from(a: JwtAlgorithm) -> String {
+        a.as_str().to_string()
     }
 }
 

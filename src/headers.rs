@@ -1,7 +1,8 @@
 //! Hardened responses: Rocket's Shield (no sniffing, no framing, same-origin referrers, a
 //! Permissions-Policy, HSTS when cookies are secure) plus a strict Content-Security-Policy and
 //! `Cache-Control: no-store` on every page (so the back button after sign-out shows nothing
-//! private). Static files stay cacheable.
+//! private). Static files stay cacheable, and so does a public answer whose route sets its own
+//! `Cache-Control` (the JWKS).
 
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Header;
@@ -58,7 +59,7 @@ impl Fairing for SecurityHeaders {
         }
         if req.uri().path().starts_with("/static/") {
             res.set_header(Header::new("Cache-Control", "public, max-age=3600"));
-        } else {
+        } else if !res.headers().contains("Cache-Control") {
             res.set_header(Header::new("Cache-Control", "no-store"));
         }
     }

@@ -1,5 +1,5 @@
-//! Access tokens: HS256 JWTs with the algorithm pinned, `iss`/`aud`/`exp`/`nbf` required, and the
-//! signing key chosen by `kid` from the keyring.
+//! Access tokens: JWTs signed by the keyring's active key, checked only with the algorithm of
+//! the key their `kid` names, `iss`/`aud`/`exp`/`nbf` required.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -15,9 +15,6 @@ use crate::models::{Role, User};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 4096;
-
-/// The only algorithm accepted; pinned so a token cannot choose how it is checked (RFC 8725 §3.1).
-const ALGORITHM: Algorithm = Algorithm::HS256;
 
 /// The `typ` header of every access token (RFC 9068 §2.1): a token is only accepted with it, so
 /// a JWT made for another purpose (or by another system sharing the key) cannot stand in.
@@ -108,9 +105,9 @@ impl<'a> Subject<'a> {
 /// Signs and verifies access tokens.
 pub struct Tokens {
     /// Tokens that passed the full check, by their exact text, so a busy page does not repeat the
-    /// base64, JSON and HMAC work on every request. Time checks (`exp`, `nbf`) still run each time,
-    /// and revocation is checked by the caller.
-    verified: RwLock<HashMap<String, Claims>>,
+    /// base64, JSON and HMAC work on every request. Time checks (`exp`, `nbf`, the signing key's
+    /// grace: the second field) still run each time, and revocation is checked by the caller.
+    verified: RwLock<HashMap<String, (Claims, Option<i64>)>>,
     /// Swapped whole when the key file is reloaded.
     keyring: RwLock<Arc<Keyring>>,
     issuer: String,
@@ -123,7 +120,8 @@ pub struct Tokens {
 impl Tokens {
     /// Builds the signer/verifier from the settings and a loaded keyring.
     pub fn new(settings: &Settings, keyring: Keyring) -> Tokens {
-        let mut validation = Validation::new(ALGORITHM);
+        // The algorithm is set per key in `verify_signature`.
+        let mut validation = Validation::new(Algorithm::HS256);
         // `exp` and `nbf` are checked below against the site's clock (tests move it); the
         // library still insists they are present.
         validation.validate_exp = false;
@@ -200,7 +198,7 @@ impl Tokens {
     pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
         let ring = self.keyring();
         let key = ring.active();
-        let mut header = Header::new(ALGORITHM);
+        let mut header = Header::new(key.algorithm());
         header.kid = Some(key.kid.clone());
         header.typ = Some(ACCESS_TOKEN_TYPE.to_string());
         jsonwebtoken::encode(&header, claims, key.encoding())
@@ -215,19 +213,24 @@ impl Tokens {
             .read()
             .ok()
             .and_then(|cache| cache.get(token).cloned());
-        let claims = match cached {
-            Some(claims) => claims,
+        let (claims, key_until) = match cached {
+            Some(verified) => verified,
             None => {
-                let claims = self.verify_signature(token)?;
+                let verified = self.verify_signature(token)?;
                 if let Ok(mut cache) = self.verified.write() {
                     if cache.len() >= VERIFIED_CACHE_MAX {
                         cache.clear();
                     }
-                    cache.insert(token.to_string(), claims.clone());
+                    cache.insert(token.to_string(), verified.clone());
                 }
-                claims
+                verified
             }
         };
+        if key_until.is_some_and(|until| now > until) {
+            return Err(TokenError::Invalid(
+                "signed by a retired key whose grace period is over".into(),
+            ));
+        }
         if claims.nbf > now + self.leeway_secs {
             return Err(TokenError::Invalid("token is not valid yet (nbf)".into()));
         }
@@ -243,8 +246,9 @@ impl Tokens {
         Ok(claims)
     }
 
-    /// The full cryptographic and structural check, without the time checks.
-    fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
+    /// The full cryptographic and structural check, without the time checks; also when the
+    /// signing key stops verifying (Unix seconds), if it is retired.
+    fn verify_signature(&self, token: &str) -> Result<(Claims, Option<i64>), TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid(format!(
                 "token is {} bytes, over the limit",
@@ -264,12 +268,6 @@ impl Tokens {
                 "token has a crit header, and no extension is understood".into(),
             ));
         }
-        if header.alg != ALGORITHM {
-            return Err(TokenError::Invalid(format!(
-                "algorithm {:?} is not accepted",
-                header.alg
-            )));
-        }
         let kid = header
             .kid
             .ok_or_else(|| TokenError::Invalid("token has no kid".into()))?;
@@ -277,8 +275,18 @@ impl Tokens {
         let key = ring
             .get(&kid)
             .ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?;
-        jsonwebtoken::decode::<Claims>(token, key.decoding(), &self.validation)
-            .map(|data| data.claims)
+        // The key decides the algorithm, never the token (RFC 8725 §3.1).
+        if header.alg != key.algorithm() {
+            return Err(TokenError::Invalid(format!(
+                "algorithm {:?} is not key {kid}'s {}",
+                header.alg,
+                key.alg()
+            )));
+        }
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![key.algorithm()];
+        jsonwebtoken::decode::<Claims>(token, key.decoding(), &validation)
+            .map(|data| (data.claims, key.verifies_until()))
             .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))
     }
 }

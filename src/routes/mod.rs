@@ -8,6 +8,7 @@ mod admin;
 mod api;
 mod api_keys;
 mod health;
+mod jwks;
 mod pages;
 mod services;
 mod signin;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(account::routes());
     routes.extend(admin::routes());
     routes.extend(health::routes());
+    routes.extend(jwks::routes());
     routes.extend(api::routes());
     routes.extend(api_keys::routes());
     routes.extend(two_factor::routes());

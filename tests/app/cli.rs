@@ -138,6 +138,46 @@ fn keys_rotate_creates_then_extends_the_key_file() {
 }
 
 #[test]
+fn keys_rotate_makes_key_pairs_on_request_and_list_shows_each_algorithm() {
+    let app = spawn_app();
+    let dir = app.dir.path();
+    let hs = latchkey(app.db.url(), dir, &["keys", "rotate"], "");
+    assert!(
+        text(&hs.stdout).contains("new HS256 signing key"),
+        "{}",
+        text(&hs.stdout)
+    );
+    let ed = latchkey(app.db.url(), dir, &["keys", "rotate", "--alg", "EdDSA"], "");
+    assert!(ed.status.success(), "{}", text(&ed.stderr));
+    let said = text(&ed.stdout);
+    assert!(said.contains("new EdDSA signing key"), "{said}");
+    assert!(
+        said.contains("set jwt_algorithm = EdDSA"),
+        "the setting still says HS256: {said}"
+    );
+    let es = latchkey(app.db.url(), dir, &["keys", "rotate", "--alg", "es256"], "");
+    assert!(text(&es.stdout).contains("new ES256 signing key"));
+    let bad = latchkey(app.db.url(), dir, &["keys", "rotate", "--alg", "RS256"], "");
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("HS256, EdDSA or ES256"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let listing = text(&latchkey(app.db.url(), dir, &["keys", "list"], "").stdout);
+    let algs: Vec<&str> = listing
+        .lines()
+        .map(|line| line.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(algs, ["ES256", "EdDSA", "HS256"], "{listing}");
+    assert!(listing.contains("verifies until"), "{listing}");
+    let file = std::fs::read_to_string(dir.join("cli-keys.json")).unwrap();
+    assert_eq!(file.matches("\"private_key\"").count(), 2, "{file}");
+    assert_eq!(file.matches("\"secret\"").count(), 1, "{file}");
+}
+
+#[test]
 fn migrate_applies_migrations_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(&dir);

@@ -13,6 +13,7 @@ mod csrf;
 mod headers;
 mod health;
 mod html;
+mod jwks;
 #[cfg(unix)]
 mod key_reload_signal;
 mod keys;

@@ -1,5 +1,5 @@
-//! `/api/openapi.json` is kept true: every documented operation exists and every `/api` route is
-//! documented, and real responses have exactly the documented fields.
+//! `/api/openapi.json` is kept true: every documented operation exists and every `/api` (and
+//! `/.well-known`) route is documented, and real responses have exactly the documented fields.
 
 use std::collections::BTreeSet;
 
@@ -62,7 +62,10 @@ fn documented_operations_are_exactly_the_api_routes() {
         .client
         .rocket()
         .routes()
-        .filter(|r| r.uri.path().starts_with("/api/"))
+        .filter(|r| {
+            let path = r.uri.path();
+            path.starts_with("/api/") || path.starts_with("/.well-known/")
+        })
         .map(|r| format!("{} {}", r.method, r.uri.path()))
         .collect();
     assert_eq!(documented, mounted);
