@@ -417,6 +417,10 @@ fn an_api_key_is_shown_once_stored_hashed_and_exchanged_for_a_token() {
     assert_eq!(response.status(), Status::Ok);
     let token = body(response);
     assert!(token["expires_in"].as_i64().unwrap() <= 900);
+    assert!(
+        token.get("refresh_token").is_none() && token.get("refresh_expires_in").is_none(),
+        "a key's token has no refresh token: {token}"
+    );
     let access = token["access_token"].as_str().unwrap();
     assert_eq!(
         body(get_bearer(&app.client, "/api/me", access))["username"],
