@@ -149,6 +149,10 @@ impl AuthState {
             clear_cookie();
             return AuthState::Revoked;
         }
+        // Too long without a refresh to vouch for the token: 503 at once (database outage).
+        if !revocations.usable() {
+            return AuthState::Unavailable;
+        }
         // A Bearer client asks for a new token itself; only cookies are renewed silently.
         if via == Via::Bearer {
             return match expired {
