@@ -85,9 +85,10 @@ impl Revocations {
     }
 
     /// Reads new revocations from the database and forgets those whose sessions are over;
-    /// `Ok(true)` when it did. It does not wait for a refresh already under way, nor ask again
-    /// within `max_staleness` of a failed attempt (`Ok(false)` then): the caller goes on with
-    /// the list as it is, and checks [`Revocations::usable`].
+    /// `Ok(true)` when it did. It does not wait for a refresh already under way, nor ask a
+    /// database that is failing fast again within `max_staleness` of a failed attempt
+    /// (`Ok(false)` then): the caller goes on with the list as it is, and checks
+    /// [`Revocations::usable`].
     pub async fn refresh(&self, db: &Db, now_unix: i64) -> Result<bool, Error> {
         let mut watermark = match self.watermark.try_lock() {
             Ok(watermark) => watermark,
@@ -100,11 +101,13 @@ impl Revocations {
         if watermark.is_some() && !self.is_stale() {
             return Ok(false); // another request refreshed while this one waited
         }
+        // Once the database answers again, the next request refreshes without waiting out
+        // the pause (the list may never have been read if the outage began at start-up).
         let failed_recently = self
             .failed_at
             .lock()
             .is_ok_and(|at| at.is_some_and(|at| at.elapsed() < self.max_staleness));
-        if failed_recently {
+        if failed_recently && db.is_failing_fast() {
             return Ok(false);
         }
         let since = watermark.map(|w| w - OVERLAP);
