@@ -333,3 +333,20 @@ fn requests_do_not_queue_behind_a_refresh_stuck_on_a_silent_network() {
     );
     assert!(time_until_ok(&app, "/readyz", Duration::from_secs(5)).is_some());
 }
+
+#[test]
+fn a_revocation_max_age_outside_2_to_3600_seconds_is_refused_with_a_sentence() {
+    use latchkey::config::Settings;
+    let with = |secs: u64| {
+        Settings::from_figment(&base_figment("unused.db").merge(("revocation_max_age_secs", secs)))
+    };
+    for bad in [0, 1, 3601] {
+        let err = with(bad).expect_err("refused").to_string();
+        assert!(
+            err.contains("revocation_max_age_secs must be between 2 and 3600"),
+            "{bad}: {err}"
+        );
+    }
+    assert_eq!(with(2).unwrap().revocation_max_age_secs, 2);
+    assert_eq!(Settings::default().revocation_max_age_secs, 30);
+}
