@@ -95,11 +95,11 @@ pub fn spawn(rocket: &Rocket<Orbit>, sessions: &Sessions) {
             }
             if revocations.is_stale() {
                 match revocations.refresh(&db, clock.unix()).await {
-                    Ok(()) if failing => {
+                    Ok(true) if failing => {
                         log::info!("revocation list refreshed again");
                         failing = false;
                     }
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(e) if !failing => {
                         log::warn!("revocation list not refreshed: {e}");
                         failing = true;

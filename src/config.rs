@@ -44,6 +44,9 @@ pub struct Settings {
     pub idle_timeout_secs: i64,
     /// Revocations made on other instances are seen within this many milliseconds.
     pub revocation_refresh_ms: u64,
+    /// While the database cannot be read, signed-in requests are still decided from the
+    /// in-memory revocation list until it is this old; then they answer 503.
+    pub revocation_max_age_secs: u64,
     /// Failed sign-ins in a row that lock an account (or an unknown name).
     pub lockout_threshold: i32,
     /// Successive lockout durations in seconds; the last one repeats.
@@ -99,6 +102,7 @@ impl Default for Settings {
             remember_ttl_secs: 30 * 24 * 3600,
             idle_timeout_secs: 30 * 60,
             revocation_refresh_ms: 500,
+            revocation_max_age_secs: 30,
             lockout_threshold: 5,
             lockout_steps_secs: vec![60, 300, 900, 3600],
             login_per_ip_per_minute: 30,
@@ -143,6 +147,11 @@ impl Settings {
         if self.revocation_refresh_ms == 0 || self.revocation_refresh_ms > 1000 {
             return Err(Error::Config(
                 "revocation_refresh_ms must be between 1 and 1000".into(),
+            ));
+        }
+        if self.revocation_max_age_secs < 2 || self.revocation_max_age_secs > 3600 {
+            return Err(Error::Config(
+                "revocation_max_age_secs must be between 2 and 3600".into(),
             ));
         }
         if self.lockout_threshold < 1

@@ -147,6 +147,10 @@ impl AuthState {
         if sessions.revocations().is_revoked(&claims.sid) {
             return AuthState::Revoked;
         }
+        // Too long without a refresh to vouch for the token: 503 at once (database outage).
+        if !sessions.revocations().usable() {
+            return AuthState::Unavailable;
+        }
         AuthState::signed_in(req, sessions, &claims, Via::Bearer).await
     }
 
@@ -176,6 +180,10 @@ impl AuthState {
                             true => AuthState::Stolen,
                             false => AuthState::Revoked,
                         };
+                    }
+                    // Too long without a refresh to vouch for the token: 503 at once.
+                    if !revocations.usable() {
+                        return AuthState::Unavailable;
                     }
                     if refresh.is_none() || !sessions.wants_renewal(&claims, now) {
                         return AuthState::signed_in(req, sessions, &claims, Via::Cookie).await;

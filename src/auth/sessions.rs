@@ -119,9 +119,10 @@ impl Sessions {
             db,
             tokens: Arc::new(tokens),
             clock,
-            revocations: Arc::new(Revocations::new(std::time::Duration::from_millis(
-                settings.revocation_refresh_ms,
-            ))),
+            revocations: Arc::new(Revocations::new(
+                std::time::Duration::from_millis(settings.revocation_refresh_ms),
+                std::time::Duration::from_secs(settings.revocation_max_age_secs),
+            )),
             cookies: Cookies::new(settings.cookie_secure()),
             lifetime: Duration::seconds(settings.session_ttl_secs),
             remember_lifetime: Duration::seconds(settings.remember_ttl_secs),

@@ -1,9 +1,11 @@
 //! The database: one binary, SQLite or PostgreSQL chosen by the URL scheme.
 
+mod circuit;
 mod migrate;
 mod pool;
 pub mod schema;
 
+pub use circuit::PROBE_EVERY;
 pub use migrate::run_migrations;
 pub use pool::{redact_url, Db, DbConnection, DbSettings};
 

@@ -141,7 +141,15 @@ fn pages_answer_503_during_an_outage_and_recover_without_a_restart() {
     );
 
     outage.end();
-    assert_eq!(app.client.get("/readyz").dispatch().status(), Status::Ok);
+    // The circuit closes once the background probe connects again (every 250 ms).
+    let back = std::time::Instant::now();
+    while app.client.get("/readyz").dispatch().status() != Status::Ok {
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(5),
+            "ready again without a restart"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(
         app.login("steady", PASSWORD).status(),
         Status::SeeOther,
