@@ -110,14 +110,15 @@ impl AuthState {
             .then(|| req.headers().get_one("Authorization"))
             .flatten()
             .and_then(|h| h.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string());
+            .map(str::trim);
+        // Borrowed, not copied: the token is only read.
         let (token, via) = match bearer {
             Some(token) => (token, Via::Bearer),
             None => match req
                 .cookies()
                 .get(sessions.cookies().name(CookieKind::Session))
             {
-                Some(cookie) => (cookie.value().to_string(), Via::Cookie),
+                Some(cookie) => (cookie.value(), Via::Cookie),
                 None => return AuthState::SignedOut,
             },
         };
@@ -136,7 +137,7 @@ impl AuthState {
                 log::warn!("revocation list not refreshed: {e}");
             }
         }
-        let (claims, expired) = match sessions.tokens().verify(&token, now.unix_timestamp()) {
+        let (claims, expired) = match sessions.tokens().verify(token, now.unix_timestamp()) {
             Ok(claims) => (claims, false),
             Err(TokenError::Expired(claims)) => (*claims, true),
             Err(TokenError::Invalid(reason)) => {
@@ -189,8 +190,10 @@ pub enum AuthFailure {
     Unavailable,
 }
 
+/// The signed-in user, borrowed from the request's cached [`AuthState`] (no copy: the busiest
+/// pages take this).
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for CurrentUser {
+impl<'r> FromRequest<'r> for &'r CurrentUser {
     type Error = AuthFailure;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
@@ -201,12 +204,21 @@ impl<'r> FromRequest<'r> for CurrentUser {
             {
                 Outcome::Error((Status::Forbidden, AuthFailure::MissingRole))
             }
-            AuthState::SignedIn(user) => Outcome::Success(user.clone()),
+            AuthState::SignedIn(user) => Outcome::Success(user),
             AuthState::Unavailable => {
                 Outcome::Error((Status::ServiceUnavailable, AuthFailure::Unavailable))
             }
             _ => Outcome::Error((Status::Unauthorized, AuthFailure::NotSignedIn)),
         }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CurrentUser {
+    type Error = AuthFailure;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        req.guard::<&'r CurrentUser>().await.map(Clone::clone)
     }
 }
 
