@@ -12,11 +12,12 @@
 set -uo pipefail
 
 # ---- settings (environment overrides) --------------------------------------------------------
-ROUNDS=${BENCH_ROUNDS:-3}               # interleaved rounds of /healthz, /private, /api/me
+ROUNDS=${BENCH_ROUNDS:-3}               # interleaved rounds of /healthz, /private, its static copy, /api/me
 DURATION=${BENCH_DURATION:-8}           # seconds per wrk run in those rounds
 WARMUP=${BENCH_WARMUP:-2}               # seconds of untimed warm-up per endpoint
 CONNS=${BENCH_CONNECTIONS:-32}          # connections for the page runs
-THREADS=${BENCH_THREADS:-2}             # wrk threads for the page runs and the flood
+THREADS=${BENCH_THREADS:-1}             # wrk threads for the page runs
+FLOOD_THREADS=${BENCH_FLOOD_THREADS:-2} # wrk threads for the login flood
 FLOOD_DURATION=${BENCH_FLOOD_DURATION:-10}
 FLOOD_CONNS=${BENCH_FLOOD_CONNECTIONS:-64}
 MONITOR_CONNS=${BENCH_MONITOR_CONNECTIONS:-8}   # /private load while the flood runs
@@ -29,6 +30,7 @@ LOGIN_PER_IP=${BENCH_LOGIN_PER_IP_PER_MINUTE:-1000000}
 
 # Targets.
 T_RATIO=0.6          # private req/s ÷ healthz req/s, at least
+T_STATIC=0.8         # private req/s ÷ the same page served from memory (median of the rounds' ratios), at least
 T_P99=10             # ms, /private p99 at $CONNS connections, below
 T_P99_FLOOD=25       # ms, /private p99 during the login flood, below
 T_RSS=160            # MiB, peak resident set (VmHWM), below
@@ -38,6 +40,7 @@ BENCH="$ROOT/bench"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 BIN="$TARGET_DIR/release/latchkey"
+STATIC_BIN="$TARGET_DIR/release/bench-static-page"
 SUMMARY_FILE="$TARGET_DIR/bench-summary.txt"
 HOST=127.0.0.1
 PASSWORD='Bench-lantern-orbit-7731'
@@ -50,6 +53,7 @@ die() { log "ERROR: $1"; exit "${2:-1}"; }
 # ---- cleanup ---------------------------------------------------------------------------------
 TMP=""
 SERVER_PID=""
+STATIC_PID=""
 BG_PIDS=()
 cleanup() {
     local pid
@@ -65,6 +69,10 @@ cleanup() {
         kill -9 "$SERVER_PID" 2>/dev/null
         wait "$SERVER_PID" 2>/dev/null
     fi
+    if [ -n "$STATIC_PID" ]; then
+        kill "$STATIC_PID" 2>/dev/null
+        wait "$STATIC_PID" 2>/dev/null
+    fi
     if [ -n "$TMP" ] && [ -d "$TMP" ]; then
         if [ "$KEEP" = 1 ]; then
             log "kept $TMP"
@@ -78,26 +86,29 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- tools -----------------------------------------------------------------------------------
-command -v curl >/dev/null || die "curl is required"
+command -v curl >/dev/null || die "curl is required (Debian/Ubuntu: apt-get install -y curl)"
 if ! command -v wrk >/dev/null; then
     log "wrk not found; installing it with apt-get"
     SUDO=""
     if [ "$(id -u)" != 0 ]; then
-        command -v sudo >/dev/null || die "wrk is missing and there is no sudo to install it"
+        command -v sudo >/dev/null \
+            || die "wrk is missing: install it (Debian/Ubuntu: apt-get install -y wrk; macOS: brew install wrk)"
         SUDO=sudo
     fi
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get install -y wrk || { $SUDO apt-get update && $SUDO apt-get install -y wrk; } \
-        || die "could not install wrk"
+        || die "could not install wrk: install it yourself (Debian/Ubuntu: apt-get install -y wrk)"
 fi
 
 # ---- build -----------------------------------------------------------------------------------
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    # Both binaries: the site and bench-static-page (bench/static_page.rs).
     log "cargo build --release${CARGO_BUILD_JOBS:+ -j $CARGO_BUILD_JOBS}"
     (cd "$ROOT" && cargo build --release ${CARGO_BUILD_JOBS:+-j "$CARGO_BUILD_JOBS"}) \
         || die "release build failed"
 fi
 [ -x "$BIN" ] || die "$BIN not found (build with cargo build --release)"
+[ -x "$STATIC_BIN" ] || die "$STATIC_BIN not found (build with cargo build --release)"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-bench.XXXXXX") || die "mktemp failed"
 
@@ -188,6 +199,26 @@ start_server() {
     return 1
 }
 
+# The static copy of /private, from $TMP (no Rocket.toml there: Rocket's defaults, as bare as it gets).
+start_static() {
+    STATIC_PORT=$(free_port) || return 1
+    STATIC_BASE="http://$HOST:$STATIC_PORT"
+    (
+        cd "$TMP" || exit 1
+        export ROCKET_ADDRESS=$HOST ROCKET_PORT=$STATIC_PORT ROCKET_LOG_LEVEL=critical \
+            ROCKET_CLI_COLORS=false BENCH_PAGE_BODY="$TMP/private.html" \
+            BENCH_PAGE_HEADERS="$TMP/private.head"
+        exec "$STATIC_BIN"
+    ) >"$TMP/static.log" 2>&1 &
+    STATIC_PID=$!
+    for _ in $(seq 1 40); do
+        kill -0 "$STATIC_PID" 2>/dev/null || return 1
+        curl -fsS --max-time 1 -o /dev/null "$STATIC_BASE/private" 2>/dev/null && return 0
+        sleep 0.25
+    done
+    return 1
+}
+
 started=0
 for attempt in 1 2 3; do
     rm -f "$TMP"/bench.db*
@@ -260,47 +291,76 @@ code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -H "$BEARER" "$BASE/
 [ "$code" = 200 ] || die "GET /api/me with the Bearer token answered $code, not 200" 4
 RSS_START=$(proc_kb "$SERVER_PID" VmRSS)
 
-# ---- interleaved page rounds -----------------------------------------------------------------
-log "warm-up: ${WARMUP}s each"
-run_wrk "$TMP/warm-healthz.txt" "$THREADS" "$CONNS" "$WARMUP" 5 "$BENCH/status.lua" "$BASE/healthz"
-run_wrk "$TMP/warm-private.txt" "$THREADS" "$CONNS" "$WARMUP" 5 "$BENCH/status.lua" "$BASE/private" -H "$COOKIE"
-run_wrk "$TMP/warm-api.txt" "$THREADS" "$CONNS" "$WARMUP" 5 "$BENCH/status.lua" "$BASE/api/me" -H "$BEARER"
+# ---- the physical limit: the same page, served from memory -----------------------------------
+# The very answer /private gave the bench user (body, status, every response header), captured
+# now and replayed by a bare Rocket route (bench/static_page.rs) started beside the site.
+curl -sS --max-time 5 -D "$TMP/private.head" -o "$TMP/private.html" -H "$COOKIE" "$BASE/private" \
+    || die "could not capture /private" 4
+start_static || die "the static page server did not start; its log: $(cat "$TMP/static.log")" 3
+curl -sS --max-time 5 -o "$TMP/static.html" "$STATIC_BASE/private" || true
+cmp -s "$TMP/private.html" "$TMP/static.html" || die "the static server's page differs from /private" 4
+PAGE_BYTES=$(wc -c <"$TMP/private.html")
+log "static copy of /private ($PAGE_BYTES bytes) at $STATIC_BASE/private (pid $STATIC_PID)"
 
-H_RPS=(); P_RPS=(); A_RPS=(); H_P99=(); P_P99=(); A_P99=(); P_BAD=0; H_BAD=0; A_BAD=0; ROUND_LINES=()
+# ---- interleaved rounds ----------------------------------------------------------------------
+# The wrk targets, measured in this order in every round: name, URL, the status every response
+# must have, wrk script, one request header (or ""). To measure one more endpoint, add a line
+# (its figures are then in the details; add a row to the summary to judge it).
+T_NAMES=()
+declare -A T_URL T_OK T_SCRIPT T_HEADER
+target() { T_NAMES+=("$1"); T_URL[$1]=$2; T_OK[$1]=$3; T_SCRIPT[$1]=$4; T_HEADER[$1]=$5; }
+target healthz "$BASE/healthz" 200 "$BENCH/status.lua" ""
+target private "$BASE/private" 200 "$BENCH/status.lua" "$COOKIE"
+target static "$STATIC_BASE/private" 200 "$BENCH/status.lua" ""
+target api/me "$BASE/api/me" 200 "$BENCH/status.lua" "$BEARER"
+
+measure() { # name out-file duration
+    local name=$1
+    run_wrk "$2" "$THREADS" "$CONNS" "$3" 5 "${T_SCRIPT[$name]}" "${T_URL[$name]}" \
+        ${T_HEADER[$name]:+-H "${T_HEADER[$name]}"}
+}
+file_of() { echo "$TMP/r$1-${2//\//_}.txt"; } # round name → wrk output
+
+log "warm-up: ${WARMUP}s each"
+for name in "${T_NAMES[@]}"; do measure "$name" "$TMP/warm-${name//\//_}.txt" "$WARMUP"; done
+
+declare -A RPS P99 BAD
+ROUND_LINES=()
 for r in $(seq 1 "$ROUNDS"); do
-    log "round $r/$ROUNDS: /healthz ${DURATION}s"
-    run_wrk "$TMP/r$r-healthz.txt" "$THREADS" "$CONNS" "$DURATION" 5 "$BENCH/status.lua" "$BASE/healthz"
-    log "round $r/$ROUNDS: /private ${DURATION}s"
-    run_wrk "$TMP/r$r-private.txt" "$THREADS" "$CONNS" "$DURATION" 5 "$BENCH/status.lua" "$BASE/private" -H "$COOKIE"
-    log "round $r/$ROUNDS: /api/me ${DURATION}s"
-    run_wrk "$TMP/r$r-api.txt" "$THREADS" "$CONNS" "$DURATION" 5 "$BENCH/status.lua" "$BASE/api/me" -H "$BEARER"
-    a=$(bench_field "$TMP/r$r-api.txt" rps); ap=$(bench_field "$TMP/r$r-api.txt" p99_ms)
-    A_RPS+=("${a:-0}"); A_P99+=("${ap:-nan}"); A_BAD=$((A_BAD + $(bad_responses "$TMP/r$r-api.txt" 200)))
-    h=$(bench_field "$TMP/r$r-healthz.txt" rps); p=$(bench_field "$TMP/r$r-private.txt" rps)
-    hp=$(bench_field "$TMP/r$r-healthz.txt" p99_ms); pp=$(bench_field "$TMP/r$r-private.txt" p99_ms)
-    hb=$(bad_responses "$TMP/r$r-healthz.txt" 200); pb=$(bad_responses "$TMP/r$r-private.txt" 200)
-    H_RPS+=("${h:-0}"); P_RPS+=("${p:-0}"); H_P99+=("${hp:-nan}"); P_P99+=("${pp:-nan}")
-    H_BAD=$((H_BAD + hb)); P_BAD=$((P_BAD + pb))
-    ROUND_LINES+=("$(printf '  round %d: healthz %9s req/s p99 %7s ms [%s]   private %9s req/s p99 %7s ms [%s]   api/me %9s req/s p99 %7s ms [%s]' \
-        "$r" "${h:-?}" "${hp:-?}" "$(status_list "$TMP/r$r-healthz.txt")" \
-        "${p:-?}" "${pp:-?}" "$(status_list "$TMP/r$r-private.txt")" \
-        "${a:-?}" "${ap:-?}" "$(status_list "$TMP/r$r-api.txt")")")
+    line="  round $r:"
+    for name in "${T_NAMES[@]}"; do
+        log "round $r/$ROUNDS: $name ${DURATION}s"
+        f=$(file_of "$r" "$name")
+        measure "$name" "$f" "$DURATION"
+        v=$(bench_field "$f" rps); RPS[$name]+="${v:-0} "
+        p=$(bench_field "$f" p99_ms); P99[$name]+="${p:-nan} "
+        BAD[$name]=$(( ${BAD[$name]:-0} + $(bad_responses "$f" "${T_OK[$name]}") ))
+        line+=$(printf '  %s %s req/s p99 %s ms [%s]' "$name" "${v:-?}" "${p:-?}" "$(status_list "$f")")
+    done
+    ROUND_LINES+=("$line")
 done
-HEALTHZ_RPS=$(median "${H_RPS[@]}")
-PRIVATE_RPS=$(median "${P_RPS[@]}")
-PRIVATE_P99=$(median "${P_P99[@]}")
-HEALTHZ_P99=$(median "${H_P99[@]}")
-RATIO=$(awk -v p="$PRIVATE_RPS" -v h="$HEALTHZ_RPS" 'BEGIN { if (h > 0) printf "%.3f", p / h; else print "nan" }')
-API_RPS=$(median "${A_RPS[@]}")
-API_P99=$(median "${A_P99[@]}")
-API_RATIO=$(awk -v p="$API_RPS" -v h="$HEALTHZ_RPS" 'BEGIN { if (h > 0) printf "%.3f", p / h; else print "nan" }')
+# shellcheck disable=SC2086 # the per-round lists are space-separated on purpose
+med() { median ${1}; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
+HEALTHZ_RPS=$(med "${RPS[healthz]}"); HEALTHZ_P99=$(med "${P99[healthz]}")
+PRIVATE_RPS=$(med "${RPS[private]}"); PRIVATE_P99=$(med "${P99[private]}")
+STATIC_RPS=$(med "${RPS[static]}"); STATIC_P99=$(med "${P99[static]}")
+API_RPS=$(med "${RPS[api/me]}"); API_P99=$(med "${P99[api/me]}")
+RATIO=$(ratio "$PRIVATE_RPS" "$HEALTHZ_RPS")
+API_RATIO=$(ratio "$API_RPS" "$HEALTHZ_RPS")
+H_BAD=${BAD[healthz]}; P_BAD=${BAD[private]}; S_BAD=${BAD[static]}; A_BAD=${BAD[api/me]}
+# /private against its own bytes served statically: the ratio of each round, then their median.
+read -ra P_LIST <<<"${RPS[private]}"; read -ra S_LIST <<<"${RPS[static]}"
+STATIC_RATIOS=()
+for i in "${!P_LIST[@]}"; do STATIC_RATIOS+=("$(ratio "${P_LIST[$i]}" "${S_LIST[$i]:-0}")"); done
+STATIC_RATIO=$(median "${STATIC_RATIOS[@]}")
 HWM_BEFORE_FLOOD=$(proc_kb "$SERVER_PID" VmHWM)
 
 # ---- login flood with /private measured alongside --------------------------------------------
 log "login flood: ${FLOOD_CONNS} connections POST /login for ${FLOOD_DURATION}s; /private at ${MONITOR_CONNS} connections alongside"
 export BENCH_LOGIN_USER="$USER2" BENCH_LOGIN_PASSWORD="$PASSWORD" \
     BENCH_LOGIN_CSRF="$LOGIN_CSRF" BENCH_LOGIN_COOKIE="$LOGIN_COOKIE"
-wrk -t"$THREADS" -c"$FLOOD_CONNS" -d"${FLOOD_DURATION}s" --timeout 15s --latency \
+wrk -t"$FLOOD_THREADS" -c"$FLOOD_CONNS" -d"${FLOOD_DURATION}s" --timeout 15s --latency \
     -s "$BENCH/login.lua" "$BASE/login" >"$TMP/flood-login.txt" 2>&1 &
 FLOOD_PID=$!; BG_PIDS+=("$FLOOD_PID")
 RSS_MAX=0; RSS_SAMPLES=0
@@ -347,12 +407,14 @@ PEAK_MIB=$(mib "${HWM:-0}")
 # ---- summary ---------------------------------------------------------------------------------
 V_RATIO=$(verdict "$RATIO" ">=" "$T_RATIO")
 V_API=$(verdict "$API_RATIO" ">=" "$T_RATIO")
+V_STATIC=$(verdict "$STATIC_RATIO" ">=" "$T_STATIC")
 if [ "$A_BAD" -gt 0 ]; then V_API="FAIL*"; fi
 V_P99=$(verdict "$PRIVATE_P99" "<" "$T_P99")
 V_FLOOD=$(verdict "$FLOOD_P99" "<" "$T_P99_FLOOD")
 V_RSS=$(verdict "$PEAK_MIB" "<" "$T_RSS")
 # A /private figure only counts if every response was a 200 (a 303 to /login is a failure).
-if [ "$P_BAD" -gt 0 ]; then V_RATIO="FAIL*"; V_P99="FAIL*"; fi
+if [ "$P_BAD" -gt 0 ]; then V_RATIO="FAIL*"; V_P99="FAIL*"; V_STATIC="FAIL*"; fi
+if [ "$S_BAD" -gt 0 ]; then V_STATIC="FAIL*"; fi
 if [ "$FLOOD_PRIVATE_BAD" -gt 0 ]; then V_FLOOD="FAIL*"; fi
 V_LOGIN=info
 [ "$LOGIN_BAD" -gt 0 ] && V_LOGIN="WARN*"
@@ -365,13 +427,15 @@ row() { printf '%-44s %16s %12s  %s\n' "$@"; }
 {
     echo "latchkey benchmark - $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "commit $GIT_REV; $(nproc) cores; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS interleaved rounds (medians); flood -c$FLOOD_CONNS ${FLOOD_DURATION}s, /private -t1 -c$MONITOR_CONNS alongside"
+    echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS interleaved rounds (medians); flood -t$FLOOD_THREADS -c$FLOOD_CONNS ${FLOOD_DURATION}s, /private -t1 -c$MONITOR_CONNS alongside"
     echo
     row "metric" "measured" "target" "result"
     row "--------------------------------------------" "----------------" "------------" "------"
     row "GET /healthz req/s (c$CONNS, median)" "$HEALTHZ_RPS" "-" "-"
     row "GET /private req/s (c$CONNS, median)" "$PRIVATE_RPS" "-" "-"
     row "private / healthz throughput ratio" "$RATIO" ">= $T_RATIO" "$V_RATIO"
+    row "same page from memory req/s (c$CONNS, median)" "$STATIC_RPS" "-" "-"
+    row "private / static page ratio (median)" "$STATIC_RATIO" ">= $T_STATIC" "$V_STATIC"
     row "GET /private p99 (c$CONNS, median)" "$PRIVATE_P99 ms" "< $T_P99 ms" "$V_P99"
     row "GET /api/me (Bearer) req/s (c$CONNS, median)" "$API_RPS" "-" "-"
     row "api/me / healthz throughput ratio" "$API_RATIO" ">= $T_RATIO" "$V_API"
@@ -382,8 +446,9 @@ row() { printf '%-44s %16s %12s  %s\n' "$@"; }
     echo
     echo "details:"
     printf '%s\n' "${ROUND_LINES[@]}"
-    echo "  /healthz p99 (median): $HEALTHZ_P99 ms"
-    echo "  non-200 or failed /healthz responses: $H_BAD; /private: $P_BAD; /api/me: $A_BAD"
+    echo "  /private ÷ static page per round: ${STATIC_RATIOS[*]} (page: $PAGE_BYTES bytes of HTML, same status and headers)"
+    echo "  /healthz p99 (median): $HEALTHZ_P99 ms; static page p99 (median): $STATIC_P99 ms"
+    echo "  non-200 or failed /healthz responses: $H_BAD; /private: $P_BAD; static page: $S_BAD; /api/me: $A_BAD"
     echo "  during the flood: /private $FLOOD_PRIVATE_RPS req/s, statuses [$(status_list "$TMP/flood-private.txt")], failures $FLOOD_PRIVATE_BAD"
     echo "  login flood: $(bench_field "$TMP/flood-login.txt" requests) responses in ${LOGIN_DUR:-?} s, statuses [$(status_list "$TMP/flood-login.txt")], not-303 or failed: $LOGIN_BAD"
     echo "  login latency under the flood: p50 ${LOGIN_P50:-?} ms, p99 ${LOGIN_P99:-?} ms"

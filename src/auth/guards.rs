@@ -286,8 +286,10 @@ pub enum AuthFailure {
     Unavailable,
 }
 
+/// The signed-in user, borrowed from the request's cached [`AuthState`] (no copy: the busiest
+/// pages take this).
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for CurrentUser {
+impl<'r> FromRequest<'r> for &'r CurrentUser {
     type Error = AuthFailure;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
@@ -298,12 +300,21 @@ impl<'r> FromRequest<'r> for CurrentUser {
             {
                 Outcome::Error((Status::Forbidden, AuthFailure::MissingRole))
             }
-            AuthState::SignedIn(user) => Outcome::Success(user.clone()),
+            AuthState::SignedIn(user) => Outcome::Success(user),
             AuthState::Unavailable => {
                 Outcome::Error((Status::ServiceUnavailable, AuthFailure::Unavailable))
             }
             _ => Outcome::Error((Status::Unauthorized, AuthFailure::NotSignedIn)),
         }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CurrentUser {
+    type Error = AuthFailure;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        req.guard::<&'r CurrentUser>().await.map(Clone::clone)
     }
 }
 

@@ -21,7 +21,7 @@ fn home(user: Option<CurrentUser>, ctx: PageContext<'_>) -> Page {
 
 /// Any signed-in user: who you are, your role and when the sign-in ends at the latest.
 #[rocket::get("/private")]
-fn private(user: CurrentUser, ctx: PageContext<'_>, sessions: &State<Sessions>) -> Page {
+fn private(user: &CurrentUser, ctx: PageContext<'_>, sessions: &State<Sessions>) -> Page {
     let left = (user.session_expires_at - sessions.clock().now()).whole_seconds();
     let minutes_left = (left.max(0) + 59) / 60;
     // The busiest page: typed values straight into the context, under flat keys.
