@@ -14,6 +14,7 @@ mod site;
 mod admin;
 mod cookie;
 mod cross_origin;
+mod refresh;
 mod remember;
 mod signin;
 mod signout;

@@ -59,6 +59,12 @@ impl Scene {
         Site::start(self.db.url()).await
     }
 
+    /// Starts an instance of the site on this test's database with these settings (see
+    /// [`Site::start_with`]).
+    pub async fn site_with(&self, settings: &[(&str, i64)]) -> Site {
+        Site::start_with(self.db.url(), settings).await
+    }
+
     /// Starts a browser with a new profile; `label` names it in screenshots.
     pub async fn browser(&self, label: &str) -> Browser {
         let profile = self.dir.path().join(format!("profile-{label}"));

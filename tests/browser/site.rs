@@ -20,7 +20,17 @@ pub struct Site {
 impl Site {
     /// Starts an instance on `database_url` and waits until it listens.
     pub async fn start(database_url: &str) -> Site {
-        let figment = base_figment(database_url)
+        Site::start_with(database_url, &[]).await
+    }
+
+    /// Starts an instance on `database_url` with these settings over the test ones (keys as in
+    /// `Rocket.toml`, such as `token_ttl_secs`) and waits until it listens.
+    pub async fn start_with(database_url: &str, settings: &[(&str, i64)]) -> Site {
+        let mut figment = base_figment(database_url);
+        for (key, value) in settings {
+            figment = figment.merge((*key, *value));
+        }
+        let figment = figment
             .merge(("address", "127.0.0.1"))
             .merge(("port", 0))
             // Rocket's own signal handling belongs to the test process, not to each instance.

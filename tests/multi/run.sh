@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Two release instances of latchkey on one PostgreSQL database behind nginx (round robin), checked
 # through the balancer: every request succeeds on either instance; sign-out and demotion are
-# refused on both within a second; lockout counts are shared; and a key rotation rolled out while
-# traffic runs fails no request. Bounded: fixed-length load, only 127.0.0.1. Prints
+# refused on both within a second; a refresh value replayed on one instance after it was replaced
+# on the other ends the session on both (API refresh tokens and browser refresh cookies); lockout
+# counts are shared; and a key rotation rolled out while traffic runs fails no request. Bounded: fixed-length load, only 127.0.0.1. Prints
 # "N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -48,8 +49,11 @@ BIN="$TARGET_DIR/release/latchkey"
 
 psql "$PG_SERVER_URL" -qc "CREATE DATABASE $DB" >/dev/null || exit 2
 DB_URL="${PG_SERVER_URL%/*}/$DB"
+# A short refresh grace (the default is 10 s), so the replay checks wait for it only briefly.
+GRACE=2
 export DATABASE_URL="$DB_URL" LATCHKEY_KEY_FILE="$TMP/keys.json" ROCKET_LOG_LEVEL=normal \
-    LATCHKEY_COOKIE_SECURE=false ROCKET_IP_HEADER=X-Real-IP LATCHKEY_LOGIN_PER_IP_PER_MINUTE=1000
+    LATCHKEY_COOKIE_SECURE=false ROCKET_IP_HEADER=X-Real-IP LATCHKEY_LOGIN_PER_IP_PER_MINUTE=1000 \
+    LATCHKEY_REFRESH_GRACE_SECS=$GRACE
 "$BIN" keys rotate >/dev/null || exit 2
 "$BIN" migrate >/dev/null || exit 2
 printf '%s\n' "$PASSWORD" | "$BIN" create-admin --username chief --email chief@example.com >/dev/null || exit 2
@@ -100,6 +104,12 @@ refused_within_1s() {
     sleep 1
     [ "$(status_on "$P1" "$1" "$2")" = "$3" ] && [ "$(status_on "$P2" "$1" "$2")" = "$3" ]
 }
+# refused_within_1s_bearer TOKEN EXPECTED: GET /api/me with the Bearer TOKEN answers EXPECTED on
+# both instances for a request sent >= 1 s later
+refused_within_1s_bearer() {
+    sleep 1
+    [ "$(me_on "$P1" "$1")" = "$2" ] && [ "$(me_on "$P2" "$1")" = "$2" ]
+}
 
 # ---- any instance serves any request --------------------------------------------------------
 code=$(sign_in "$TMP/u.jar" chief)
@@ -135,6 +145,84 @@ code=$(curl -s -b "$TMP/chief.jar" -o /dev/null -w '%{http_code}' --data-urlenco
     --data-urlencode "csrf_token=$(csrf_of "$TMP/admin.html")" "$BASE/admin/users/$DEPUTY_ID/role")
 check "the chief demotes the deputy (303)" [ "$code" = 303 ]
 check "the demoted deputy loses the panel on both instances within 1 s" refused_within_1s /admin "$DEPUTY" 303
+
+# ---- a replayed refresh token ends the session on every instance (API) ----------------------
+# json_field FILE KEY -> the string or number KEY of the JSON object in FILE (empty when absent)
+json_field() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2" 2>/dev/null; }
+# api_on PORT PATH JSON OUT -> prints the HTTP status of the POST; the body goes to OUT
+api_on() { curl -s -o "$4" -w '%{http_code}' -H 'Content-Type: application/json' -d "$3" "http://127.0.0.1:$1$2"; }
+# me_on PORT ACCESS_TOKEN -> the HTTP status of GET /api/me with that Bearer token
+me_on() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $2" "http://127.0.0.1:$1/api/me"; }
+# past_grace SINCE: waits until GRACE seconds and a half have passed since SINCE (date +%s.%N)
+past_grace() { sleep "$(python3 -c "import sys,time; print(max(0.0, float(sys.argv[1]) + $GRACE + 0.5 - time.time()))" "$1")"; }
+reuse_events() { psql "$DB_URL" -tAc "SELECT count(*) FROM audit_events WHERE kind = 'refresh_reuse'"; }
+
+code=$(api_on "$P1" /api/token "{\"username\":\"chief\",\"password\":\"$PASSWORD\"}" "$TMP/t0.json")
+R0=$(json_field "$TMP/t0.json" refresh_token)
+good=0; [ "$code" = 200 ] && [ "${R0#lkr_}" != "$R0" ] && good=1
+check "a password grant on instance a answers 200 with a refresh token ($code)" [ "$good" = 1 ]
+code=$(api_on "$P1" /api/token/refresh "{\"refresh_token\":\"$R0\"}" "$TMP/t1.json")
+RENEWED_AT=$(date +%s.%N)
+AT1=$(json_field "$TMP/t1.json" access_token); R1=$(json_field "$TMP/t1.json" refresh_token)
+good=0; [ "$code" = 200 ] && [ -n "$AT1" ] && [ -n "$R1" ] && [ "$R1" != "$R0" ] && good=1
+check "instance a renews it: 200, a new access token and a new refresh token ($code)" [ "$good" = 1 ]
+code=$(api_on "$P2" /api/token/refresh "{\"refresh_token\":\"$R0\"}" "$TMP/t2.json")
+answer="$code $(json_field "$TMP/t2.json" error)"
+check "the replaced refresh token within the grace on instance b: 401 invalid_grant ($answer)" \
+    [ "$answer" = "401 invalid_grant" ]
+check "within the grace the session goes on: the new access token still works on both instances after 1 s" \
+    refused_within_1s_bearer "$AT1" 200
+past_grace "$RENEWED_AT"
+before=$(reuse_events)
+code=$(api_on "$P2" /api/token/refresh "{\"refresh_token\":\"$R0\"}" "$TMP/t3.json")
+answer="$code $(json_field "$TMP/t3.json" error)"
+check "the replaced refresh token after the grace on instance b: 401 invalid_grant ($answer)" \
+    [ "$answer" = "401 invalid_grant" ]
+check "the new access token is refused on both instances within 1 s" refused_within_1s_bearer "$AT1" 401
+code=$(api_on "$P1" /api/token/refresh "{\"refresh_token\":\"$R1\"}" "$TMP/t4.json")
+check "the new refresh token is refused on instance a too: the whole session ended ($code)" [ "$code" = 401 ]
+check "one refresh_reuse audit event ($before -> $(reuse_events))" [ "$(reuse_events)" = $((before + 1)) ]
+
+# ---- a replayed refresh cookie ends the browser session on every instance -------------------
+cookie_of() { awk -v name="$2" '$6 == name { print $7 }' "$1"; }
+# set_cookie_of HEADERS NAME -> the value a response's Set-Cookie gives cookie NAME
+set_cookie_of() { tr -d '\r' <"$1" | awk -v name="$2" 'tolower($1) == "set-cookie:" { split($2, kv, "="); if (kv[1] == name) { sub(/^[^=]*=/, "", $2); sub(/;.*/, "", $2); print $2 } }'; }
+# page_on PORT JAR OUT -> GET /private with the cookies of JAR, following redirects as a browser
+# does (cookies set and removed on the way); prints the final path and query, the page goes to OUT
+page_on() {
+    curl -s -L -b "$2" -c "$2" -o "$3" -w '%{url_effective}' "http://127.0.0.1:$1/private" |
+        sed 's#^http://[^/]*##'
+}
+# jar_of FILE NAME=VALUE... -> a cookie jar holding just these session cookies for 127.0.0.1
+jar_of() {
+    local file=$1; shift
+    : >"$file"
+    for kv in "$@"; do printf '127.0.0.1\tFALSE\t/\tFALSE\t0\t%s\t%s\n' "${kv%%=*}" "${kv#*=}" >>"$file"; done
+}
+STOLEN_MESSAGE='Your session was ended to protect your account. Please sign in again.'
+code=$(BASE="http://127.0.0.1:$P1" sign_in "$TMP/c.jar" chief)
+C0=$(cookie_of "$TMP/c.jar" latchkey_refresh)
+good=0; [ "$code" = 303 ] && [ "${C0#lkr_}" != "$C0" ] && good=1
+check "a browser sign-in on instance a sets a refresh cookie ($code)" [ "$good" = 1 ]
+# The access cookie left out, as when it has expired: instance a renews from the refresh cookie.
+code=$(curl -s -D "$TMP/renew.h" -o /dev/null -w '%{http_code}' -H "Cookie: latchkey_refresh=$C0" \
+    "http://127.0.0.1:$P1/private")
+RENEWED_AT=$(date +%s.%N)
+A1=$(set_cookie_of "$TMP/renew.h" latchkey); C1=$(set_cookie_of "$TMP/renew.h" latchkey_refresh)
+good=0; [ "$code" = 200 ] && [ -n "$A1" ] && [ -n "$C1" ] && [ "$C1" != "$C0" ] && good=1
+check "instance a renews from the refresh cookie alone and rotates it ($code)" [ "$good" = 1 ]
+past_grace "$RENEWED_AT"
+jar_of "$TMP/thief.jar" "latchkey_refresh=$C0"
+where=$(page_on "$P2" "$TMP/thief.jar" "$TMP/thief.html")
+check "the old refresh cookie replayed on instance b after the grace lands on sign-in ($where)" \
+    [ "$where" = "/login?next=/private" ]
+check "... and the sign-in page says why" grep -qF "$STOLEN_MESSAGE" "$TMP/thief.html"
+sleep 1
+jar_of "$TMP/owner.jar" "latchkey=$A1" "latchkey_refresh=$C1"
+where=$(page_on "$P1" "$TMP/owner.jar" "$TMP/owner.html")
+check "within 1 s the owner's next page on instance a is the sign-in page ($where)" \
+    [ "$where" = "/login?next=/private" ]
+check "... saying the session was ended to protect the account" grep -qF "$STOLEN_MESSAGE" "$TMP/owner.html"
 
 # ---- lockout counts are shared ---------------------------------------------------------------
 statuses=""
