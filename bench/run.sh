@@ -20,6 +20,7 @@ THREADS=${BENCH_THREADS:-1}             # wrk threads for the page runs
 FLOOD_THREADS=${BENCH_FLOOD_THREADS:-2} # wrk threads for the login flood
 FLOOD_DURATION=${BENCH_FLOOD_DURATION:-10}
 FLOOD_CONNS=${BENCH_FLOOD_CONNECTIONS:-64}
+REFRESH_CHAINS=${BENCH_REFRESH_CHAINS:-4} # renewal chains (one wrk thread and connection each)
 MONITOR_CONNS=${BENCH_MONITOR_CONNECTIONS:-8}   # /private load while the flood runs
 MONITOR_DURATION=$((FLOOD_DURATION - 2))        # starts 1 s into the flood, ends 1 s before it
 KEEP=${BENCH_KEEP:-0}                   # 1: keep the temp dir (server log, raw wrk output)
@@ -354,6 +355,30 @@ read -ra P_LIST <<<"${RPS[private]}"; read -ra S_LIST <<<"${RPS[static]}"
 STATIC_RATIOS=()
 for i in "${!P_LIST[@]}"; do STATIC_RATIOS+=("$(ratio "${P_LIST[$i]}" "${S_LIST[$i]:-0}")"); done
 STATIC_RATIO=$(median "${STATIC_RATIOS[@]}")
+
+# ---- renewals: refresh-token rotation throughput ---------------------------------------------
+# Each chain is one session from POST /api/token, renewed over and over on its own connection
+# (bench/refresh.lua, one wrk thread per chain): every request is a real rotation (conditional
+# update, insert, session and user read, a token signed), the path a browser's refresh cookie
+# takes too. A chain that sent a used value would end its session and see 401s.
+: >"$TMP/refresh-chains.txt"
+for _ in $(seq 1 "$REFRESH_CHAINS"); do
+    curl -sS --max-time 20 -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$USER1\",\"password\":\"$PASSWORD\"}" "$BASE/api/token" \
+        | sed -n 's/.*"refresh_token":"\([^"]*\)".*/\1/p' >>"$TMP/refresh-chains.txt"
+done
+[ "$(grep -c '^lkr_' "$TMP/refresh-chains.txt")" = "$REFRESH_CHAINS" ] \
+    || die "POST /api/token gave no refresh_token for the renewal chains" 4
+log "renewals: $REFRESH_CHAINS chains of POST /api/token/refresh for ${DURATION}s"
+BENCH_DIR="$BENCH" BENCH_REFRESH_FILE="$TMP/refresh-chains.txt" \
+    wrk -t"$REFRESH_CHAINS" -c"$REFRESH_CHAINS" -d"${DURATION}s" --timeout 5s --latency \
+    -s "$BENCH/refresh.lua" "$BASE/api/token/refresh" >"$TMP/refresh.txt" 2>&1
+RENEW_DUR=$(bench_field "$TMP/refresh.txt" duration_s)
+RENEW_OK=$(awk '$1 == "STATUS" && $2 == 200 { n += $3 } END { print n + 0 }' "$TMP/refresh.txt")
+RENEW_BAD=$(bad_responses "$TMP/refresh.txt" 200)
+RENEW_RATE=$(awk -v n="$RENEW_OK" -v d="${RENEW_DUR:-0}" 'BEGIN { if (d > 0) printf "%.1f", n / d; else print "nan" }')
+RENEW_P99=$(bench_field "$TMP/refresh.txt" p99_ms)
+
 HWM_BEFORE_FLOOD=$(proc_kb "$SERVER_PID" VmHWM)
 
 # ---- login flood with /private measured alongside --------------------------------------------
@@ -438,6 +463,8 @@ row() { printf '%-44s %16s %12s  %s\n' "$@"; }
     row "private / static page ratio (median)" "$STATIC_RATIO" ">= $T_STATIC" "$V_STATIC"
     row "GET /private p99 (c$CONNS, median)" "$PRIVATE_P99 ms" "< $T_P99 ms" "$V_P99"
     row "GET /api/me (Bearer) req/s (c$CONNS, median)" "$API_RPS" "-" "-"
+    row "renewals/s (refresh rotation, $REFRESH_CHAINS chains)" "$RENEW_RATE" "-" "$( [ "$RENEW_BAD" -gt 0 ] && echo "WARN* $RENEW_BAD not 200" || echo info)"
+    row "renewal p99" "$RENEW_P99 ms" "-" "info"
     row "api/me / healthz throughput ratio" "$API_RATIO" ">= $T_RATIO" "$V_API"
     row "GET /api/me p99 (c$CONNS, median)" "$API_P99 ms" "-" "-"
     row "GET /private p99 during login flood (c$MONITOR_CONNS)" "${FLOOD_P99:-nan} ms" "< $T_P99_FLOOD ms" "$V_FLOOD"
