@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Two release instances of latchkey on one PostgreSQL database behind nginx (round robin), checked
-# through the balancer: every request succeeds on either instance; sign-out and demotion are
+# Two instances of latchkey on one PostgreSQL database behind nginx (round robin), checked through
+# the balancer: every request succeeds on either instance; sign-out and demotion are
 # refused on both within a second; a refresh value replayed on one instance after it was replaced
 # on the other ends the session on both (API refresh tokens and browser refresh cookies); lockout
-# counts are shared; and a key rotation rolled out while traffic runs fails no request. Bounded: fixed-length load, only 127.0.0.1. Prints
-# "N passed, M failed" and exits non-zero on any failure.
+# counts are shared; and a key rotation rolled out while traffic runs fails no request. Bounded:
+# fixed-length load, only 127.0.0.1. Prints "N passed, M failed" and exits non-zero on any failure.
+# It runs the debug binary, which `cargo test` has already built: CI compiles nothing twice.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -41,11 +42,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # ---- set-up ---------------------------------------------------------------------------------
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-log "cargo build --release"
-cargo build --release -q || exit 2
+log "cargo build --bin latchkey"
+cargo build -q --bin latchkey || exit 2
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}   # where cargo put the binary, as bench/run.sh finds it
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-BIN="$TARGET_DIR/release/latchkey"
+BIN="$TARGET_DIR/debug/latchkey"
 
 psql "$PG_SERVER_URL" -qc "CREATE DATABASE $DB" >/dev/null || exit 2
 DB_URL="${PG_SERVER_URL%/*}/$DB"
