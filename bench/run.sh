@@ -363,8 +363,9 @@ STATIC_RATIO=$(median "${STATIC_RATIOS[@]}")
 # takes too. A chain that sent a used value would end its session and see 401s.
 : >"$TMP/refresh-chains.txt"
 for _ in $(seq 1 "$REFRESH_CHAINS"); do
-    curl -sS --max-time 20 -H 'Content-Type: application/json' \
-        -d "{\"username\":\"$USER1\",\"password\":\"$PASSWORD\"}" "$BASE/api/token" \
+    # (echo: the JSON answer has no final newline, and each chain needs a line of its own)
+    { curl -sS --max-time 20 -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$USER1\",\"password\":\"$PASSWORD\"}" "$BASE/api/token"; echo; } \
         | sed -n 's/.*"refresh_token":"\([^"]*\)".*/\1/p' >>"$TMP/refresh-chains.txt"
 done
 [ "$(grep -c '^lkr_' "$TMP/refresh-chains.txt")" = "$REFRESH_CHAINS" ] \
@@ -431,7 +432,9 @@ PEAK_MIB=$(mib "${HWM:-0}")
 
 # ---- summary ---------------------------------------------------------------------------------
 V_RATIO=$(verdict "$RATIO" ">=" "$T_RATIO")
-V_API=$(verdict "$API_RATIO" ">=" "$T_RATIO")
+# Informational since issue 10: tokens carry no email, so /api/me reads the user's row (one
+# database query per request) where it used to answer from the token alone.
+V_API=info
 V_STATIC=$(verdict "$STATIC_RATIO" ">=" "$T_STATIC")
 if [ "$A_BAD" -gt 0 ]; then V_API="FAIL*"; fi
 V_P99=$(verdict "$PRIVATE_P99" "<" "$T_P99")
@@ -465,7 +468,7 @@ row() { printf '%-44s %16s %12s  %s\n' "$@"; }
     row "GET /api/me (Bearer) req/s (c$CONNS, median)" "$API_RPS" "-" "-"
     row "renewals/s (refresh rotation, $REFRESH_CHAINS chains)" "$RENEW_RATE" "-" "$( [ "$RENEW_BAD" -gt 0 ] && echo "WARN* $RENEW_BAD not 200" || echo info)"
     row "renewal p99" "$RENEW_P99 ms" "-" "info"
-    row "api/me / healthz throughput ratio" "$API_RATIO" ">= $T_RATIO" "$V_API"
+    row "api/me / healthz throughput ratio (reads the row)" "$API_RATIO" "-" "$V_API"
     row "GET /api/me p99 (c$CONNS, median)" "$API_P99 ms" "-" "-"
     row "GET /private p99 during login flood (c$MONITOR_CONNS)" "${FLOOD_P99:-nan} ms" "< $T_P99_FLOOD ms" "$V_FLOOD"
     row "login flood throughput (303s per second)" "$LOGIN_RATE /s" "-" "$V_LOGIN"
