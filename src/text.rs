@@ -57,6 +57,15 @@ pub fn percent_encode(s: &str, keep: &[u8]) -> String {
     out
 }
 
+/// SHA-256 of a text, lowercase hex: how API keys, recovery codes and refresh values are stored.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::format_time;

@@ -21,8 +21,8 @@ use super::cookie::CookieKind;
 use super::sessions::{Refresh, Sessions};
 use super::{Claims, TokenError};
 use crate::config::Settings;
-use crate::events::{self, Audit, Event, Who};
-use crate::models::{AuditKind, Role};
+use crate::events;
+use crate::models::Role;
 use crate::peer::Peer;
 
 /// The signed-in person, as the verified token describes them.
@@ -201,7 +201,7 @@ impl AuthState {
             sessions.clear_cookie(jar);
             return without_refresh;
         };
-        match sessions.refresh(refresh.value()).await {
+        match sessions.refresh(refresh.value(), &Peer::of(req)).await {
             Ok(Refresh::Rotated(started, user) | Refresh::Parallel(started, user)) => {
                 sessions.set_cookie(jar, &started);
                 AuthState::SignedIn(CurrentUser::from_claims(
@@ -210,18 +210,7 @@ impl AuthState {
                     Via::Cookie,
                 ))
             }
-            Ok(Refresh::Reused(user)) => {
-                sessions.clear_cookie(jar);
-                if let Some(audit) = req.rocket().state::<Audit>() {
-                    let peer = Peer::of(req);
-                    let event = Event::new(AuditKind::RefreshReuse, &peer)
-                        .subject(Who::user(&user.id, &user.username))
-                        .detail("a replaced refresh value came back; the session was ended");
-                    audit.record(event).await;
-                }
-                AuthState::Stolen
-            }
-            Ok(Refresh::Stolen) => {
+            Ok(Refresh::Reused | Refresh::Stolen) => {
                 sessions.clear_cookie(jar);
                 AuthState::Stolen
             }

@@ -8,7 +8,6 @@ use std::sync::{Arc, RwLock};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use diesel::Connection;
-use sha2::{Digest, Sha256};
 
 use rocket::http::CookieJar;
 use time::{Duration, OffsetDateTime};
@@ -20,7 +19,8 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
-use crate::models::{RefreshToken, RevokedSession, Session, User};
+use crate::events::{Event, Who};
+use crate::models::{AuditKind, RefreshToken, RevokedSession, Session, User};
 use crate::peer::Peer;
 
 /// What kind of session a sign-in opens.
@@ -51,8 +51,8 @@ pub enum Refresh {
     /// once: a new access token, and no new refresh value (the browser already holds it).
     Parallel(Started, User),
     /// A value replaced longer ago presented again: someone else holds a copy. The session has
-    /// been ended; the user is who it belonged to.
-    Reused(User),
+    /// been ended (and the reuse audited).
+    Reused,
     /// A value of a session that was already ended as stolen (its other holder is told why).
     Stolen,
     /// An unknown value, or one whose session is over (ended, expired, idle too long, user gone
@@ -67,14 +67,6 @@ const REFRESH_PREFIX: &str = "lkr_";
 fn new_refresh_value() -> String {
     let bytes: [u8; 32] = rand::random();
     format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// How a refresh value is stored: its SHA-256, hex (the value itself is never stored).
-fn refresh_hash(value: &str) -> String {
-    Sha256::digest(value.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Longest refresh value looked up (longer input is refused without a database read).
@@ -203,7 +195,7 @@ impl Sessions {
         session.two_factor = two_factor;
         let refresh = refreshable.then(new_refresh_value);
         let row = session.clone();
-        let hash = refresh.as_deref().map(refresh_hash);
+        let hash = refresh.as_deref().map(RefreshToken::hash);
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -267,14 +259,17 @@ impl Sessions {
     /// replaced longer ago comes back (theft). The session must be live and its user present
     /// and enabled. Tokens made from it are never read-only: only API-key tokens are, and
     /// those have no refresh value.
-    pub async fn refresh(&self, value: &str) -> Result<Refresh, Error> {
+    /// A reuse is audited (`refresh_reuse`, about the session's user, from `peer`) in the same
+    /// transaction that ends the session.
+    pub async fn refresh(&self, value: &str, peer: &Peer) -> Result<Refresh, Error> {
         if value.len() > MAX_REFRESH_BYTES || !value.starts_with(REFRESH_PREFIX) {
             return Ok(Refresh::Invalid);
         }
-        let hash = refresh_hash(value);
+        let hash = RefreshToken::hash(value);
         let next = new_refresh_value();
-        let next_hash = refresh_hash(&next);
+        let next_hash = RefreshToken::hash(&next);
         let (now, idle, grace) = (self.clock.db_now(), self.idle_timeout, self.refresh_grace);
+        let (event_peer, clock) = (peer.clone(), self.clock.clone());
         let outcome = self
             .db
             .run(move |conn| {
@@ -309,6 +304,7 @@ impl Sessions {
                         Ok(Stored::Parallel(session, user))
                     } else {
                         let ended = Session::end_as_stolen(conn, &session.id)?;
+                        reuse_event(&event_peer, &user).store(conn, &clock)?;
                         Ok(Stored::Reused(user, ended))
                     }
                 })
@@ -326,9 +322,10 @@ impl Sessions {
                 Refresh::Parallel(self.token_for(&user, session, false, None)?, user)
             }
             Stored::Reused(user, revoked) => {
+                reuse_event(peer, &user).log();
                 self.revocations
                     .add(&revoked.into_iter().collect::<Vec<_>>());
-                Refresh::Reused(user)
+                Refresh::Reused
             }
         })
     }
@@ -419,6 +416,13 @@ impl Sessions {
         jar.remove(self.cookies.removal(CookieKind::Session));
         jar.remove(self.cookies.removal(CookieKind::Refresh));
     }
+}
+
+/// The audit event of a refresh value that came back after it was replaced.
+fn reuse_event<'a>(peer: &'a Peer, user: &'a User) -> Event<'a> {
+    Event::new(AuditKind::RefreshReuse, peer)
+        .subject(Who::user(&user.id, &user.username))
+        .detail("a replaced refresh value came back; the session was ended")
 }
 
 /// What the refresh transaction found, before tokens are signed.

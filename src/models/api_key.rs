@@ -4,7 +4,6 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use diesel::prelude::*;
-use sha2::{Digest, Sha256};
 use time::PrimitiveDateTime;
 
 use crate::db::schema::api_keys;
@@ -69,10 +68,7 @@ pub struct ApiKey {
 }
 
 fn hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::sha256_hex(key)
 }
 
 impl ApiKey {

@@ -24,6 +24,11 @@ pub struct RefreshToken {
 }
 
 impl RefreshToken {
+    /// How a refresh value is stored: its SHA-256, hex (the value itself never is).
+    pub fn hash(value: &str) -> String {
+        crate::text::sha256_hex(value)
+    }
+
     /// Stores a new current value for a session.
     pub fn insert(
         conn: &mut DbConnection,

@@ -2,7 +2,6 @@
 //! `recovery_codes`, with every query on them.
 
 use diesel::prelude::*;
-use sha2::{Digest, Sha256};
 use time::PrimitiveDateTime;
 
 use crate::db::schema::{recovery_codes, two_factor};
@@ -132,10 +131,7 @@ impl RecoveryCode {
             .filter(|c| c.is_ascii_alphanumeric())
             .map(|c| c.to_ascii_lowercase())
             .collect();
-        Sha256::digest(normal.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::text::sha256_hex(&normal)
     }
 
     /// Replaces the user's codes with `codes`.

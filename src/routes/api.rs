@@ -148,28 +148,24 @@ fn token_answer(started: &Started, user_id: &str) -> Json<Value> {
 async fn refresh(body: Result<JsonObject, ApiError>, site: Services<'_>) -> ApiResult {
     let body = body?;
     let value = body.text("refresh_token", REFRESH_TOKEN)?;
-    match site.sessions.refresh(value).await.map_err(internal)? {
+    match site
+        .sessions
+        .refresh(value, &site.peer)
+        .await
+        .map_err(internal)?
+    {
         Refresh::Rotated(started, user) => Ok(token_answer(&started, &user.id)),
         Refresh::Parallel(..) => Err(ApiError::new(
             Status::Unauthorized,
             "invalid_grant",
             "This refresh token was replaced a moment ago: use the newer one.",
         )),
-        Refresh::Reused(user) => {
-            let who = Who::user(&user.id, &user.username);
-            site.record_own(
-                AuditKind::RefreshReuse,
-                who,
-                Some("api: a used refresh token came back; the session was ended".into()),
-            )
-            .await;
-            Err(ApiError::new(
-                Status::Unauthorized,
-                "invalid_grant",
-                "This refresh token was already used, so its session has been ended to protect \
+        Refresh::Reused => Err(ApiError::new(
+            Status::Unauthorized,
+            "invalid_grant",
+            "This refresh token was already used, so its session has been ended to protect \
                  the account. Sign in again.",
-            ))
-        }
+        )),
         Refresh::Stolen => Err(ApiError::new(
             Status::Unauthorized,
             "invalid_grant",
