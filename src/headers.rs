@@ -1,12 +1,15 @@
-//! Hardened responses: Rocket's Shield (no sniffing, no framing, same-origin referrers, a
-//! Permissions-Policy, HSTS when cookies are secure) plus a strict Content-Security-Policy and
+//! Hardened responses: the policies of Rocket's Shield (no sniffing, no framing, same-origin
+//! referrers, a Permissions-Policy, HSTS when cookies are secure), set by one fairing from values
+//! worked out once, plus a strict Content-Security-Policy and
 //! `Cache-Control: no-store` on every page (so the back button after sign-out shows nothing
 //! private). Static files stay cacheable, and so does a public answer whose route sets its own
 //! `Cache-Control` (the JWKS).
 
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Header;
-use rocket::shield::{Feature, Frame, Hsts, NoSniff, Permission, Referrer, Shield};
+use std::sync::OnceLock;
+
+use rocket::shield::{Feature, Frame, Hsts, NoSniff, Permission, Policy, Referrer, Shield};
 use rocket::{Request, Response};
 
 /// The policy: everything from this origin only; no inline script or style; no framing.
@@ -14,30 +17,68 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; form-action 'self'; \
 frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
-/// The Shield with latchkey's choices; HSTS only when the site is served over TLS.
-pub fn shield(secure: bool) -> Shield {
+/// The Shield's policies with latchkey's choices; HSTS only when the site is served over TLS.
+fn shield_headers(secure: bool) -> Vec<Header<'static>> {
     let permissions = Permission::default()
         .block(Feature::Camera)
         .block(Feature::Microphone)
         .block(Feature::Geolocation)
         .block(Feature::Payment)
         .block(Feature::Usb);
-    let shield = Shield::new()
-        .enable(NoSniff::Enable)
-        .enable(Frame::Deny)
-        .enable(Referrer::SameOrigin)
-        .enable(permissions);
+    let mut headers = vec![
+        NoSniff::Enable.header(),
+        Frame::Deny.header(),
+        Referrer::SameOrigin.header(),
+        permissions.header(),
+    ];
     if secure {
-        shield.enable(Hsts::IncludeSubDomains(rocket::time::Duration::days(365)))
-    } else {
-        shield
+        headers.push(Hsts::IncludeSubDomains(rocket::time::Duration::days(365)).header());
     }
+    headers
 }
 
-/// Adds the CSP, `Cache-Control` and (when configured) `X-Instance` to every response.
+/// Every page's headers, worked out once per setting of `secure`: the Shield's, then the CSP.
+fn fixed_headers(secure: bool) -> &'static [(String, String)] {
+    static PLAIN: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    static SECURE: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    let slot = if secure { &SECURE } else { &PLAIN };
+    slot.get_or_init(|| {
+        let mut headers: Vec<(String, String)> = shield_headers(secure)
+            .into_iter()
+            .map(|h| (h.name().to_string(), h.value().to_string()))
+            .collect();
+        headers.push((
+            "Content-Security-Policy".into(),
+            CONTENT_SECURITY_POLICY.into(),
+        ));
+        headers
+    })
+}
+
+/// An empty Shield: attached so that Rocket adds no headers of its own; [`SecurityHeaders`] sets
+/// the Shield's policies itself (once, from `&'static` values, rather than per request).
+pub fn shield() -> Shield {
+    Shield::new()
+}
+
+/// Adds the Shield's policies (no sniffing, no framing, same-origin referrers, a
+/// Permissions-Policy, HSTS when secure), the CSP, `Cache-Control` and (when configured)
+/// `X-Instance` to every response.
 pub struct SecurityHeaders {
+    /// The policies and the CSP.
+    fixed: &'static [(String, String)],
     /// The instance's name, if it should say it.
-    pub instance: Option<String>,
+    instance: Option<String>,
+}
+
+impl SecurityHeaders {
+    /// The headers for a site served over TLS (`secure`) or not, naming `instance` if given.
+    pub fn new(secure: bool, instance: Option<String>) -> SecurityHeaders {
+        SecurityHeaders {
+            fixed: fixed_headers(secure),
+            instance,
+        }
+    }
 }
 
 #[rocket::async_trait]
@@ -50,10 +91,10 @@ impl Fairing for SecurityHeaders {
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        res.set_header(Header::new(
-            "Content-Security-Policy",
-            CONTENT_SECURITY_POLICY,
-        ));
+        // No route sets these itself; they replace whatever might be there.
+        for (name, value) in self.fixed {
+            res.set_header(Header::new(name.as_str(), value.as_str()));
+        }
         if let Some(name) = &self.instance {
             res.set_header(Header::new("X-Instance", name.clone()));
         }
@@ -61,6 +102,34 @@ impl Fairing for SecurityHeaders {
             res.set_header(Header::new("Cache-Control", "public, max-age=3600"));
         } else if !res.headers().contains("Cache-Control") {
             res.set_header(Header::new("Cache-Control", "no-store"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_only_when_secure() {
+        let names = |secure| -> Vec<&str> {
+            fixed_headers(secure)
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect()
+        };
+        assert!(names(true).contains(&"Strict-Transport-Security"));
+        assert!(!names(false).contains(&"Strict-Transport-Security"));
+        for secure in [false, true] {
+            for name in [
+                "X-Content-Type-Options",
+                "X-Frame-Options",
+                "Referrer-Policy",
+                "Permissions-Policy",
+                "Content-Security-Policy",
+            ] {
+                assert!(names(secure).contains(&name), "{name} (secure: {secure})");
+            }
         }
     }
 }

@@ -101,10 +101,11 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                     let static_dir = parts.settings.static_dir.clone();
                     let clock = parts.sessions.clock().clone();
                     Ok(rocket
-                        .attach(headers::shield(parts.settings.cookie_secure()))
-                        .attach(headers::SecurityHeaders {
-                            instance: parts.settings.instance_name.clone(),
-                        })
+                        .attach(headers::shield())
+                        .attach(headers::SecurityHeaders::new(
+                            parts.settings.cookie_secure(),
+                            parts.settings.instance_name.clone(),
+                        ))
                         .manage(Audit::new(parts.db.clone(), clock.clone()))
                         .manage(Throttle::new(&parts.settings))
                         .manage(parts.csrf)

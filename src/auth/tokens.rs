@@ -102,12 +102,16 @@ impl<'a> Subject<'a> {
     }
 }
 
+/// A token that passed the full check: its claims (shared, not copied, by every request that
+/// presents it) and when its signing key stops verifying (Unix seconds), if it is retired.
+type Verified = (Arc<Claims>, Option<i64>);
+
 /// Signs and verifies access tokens.
 pub struct Tokens {
     /// Tokens that passed the full check, by their exact text, so a busy page does not repeat the
     /// base64, JSON and HMAC work on every request. Time checks (`exp`, `nbf`, the signing key's
     /// grace: the second field) still run each time, and revocation is checked by the caller.
-    verified: RwLock<HashMap<String, (Claims, Option<i64>)>>,
+    verified: RwLock<HashMap<String, Verified>>,
     /// Swapped whole when the key file is reloaded.
     keyring: RwLock<Arc<Keyring>>,
     issuer: String,
@@ -207,7 +211,7 @@ impl Tokens {
 
     /// Checks a token at time `now`: size, header, algorithm, key, signature, then claims (the
     /// signature and claim checks only once per token text).
-    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Claims>, TokenError> {
         let cached = self
             .verified
             .read()
@@ -216,7 +220,8 @@ impl Tokens {
         let (claims, key_until) = match cached {
             Some(verified) => verified,
             None => {
-                let verified = self.verify_signature(token)?;
+                let (claims, key_until) = self.verify_signature(token)?;
+                let verified = (Arc::new(claims), key_until);
                 if let Ok(mut cache) = self.verified.write() {
                     if cache.len() >= VERIFIED_CACHE_MAX {
                         cache.clear();

@@ -1,7 +1,7 @@
 //! The public home page and the "private link" page.
 
 use rocket::State;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::auth::{CurrentUser, Sessions};
 use crate::text::format_time;
@@ -16,7 +16,7 @@ pub fn routes() -> Vec<rocket::Route> {
 #[rocket::get("/")]
 fn home(user: Option<CurrentUser>, ctx: PageContext<'_>) -> Page {
     let role = user.as_ref().map_or("", |u| u.role.as_str());
-    ctx.page("home", "Home", json!({ "role": role }))
+    ctx.page("home", "Home", Value::Null).text("role", role)
 }
 
 /// Any signed-in user: who you are, your role and when the sign-in ends at the latest.
@@ -24,10 +24,15 @@ fn home(user: Option<CurrentUser>, ctx: PageContext<'_>) -> Page {
 fn private(user: &CurrentUser, ctx: PageContext<'_>, sessions: &State<Sessions>) -> Page {
     let left = (user.session_expires_at - sessions.clock().now()).whole_seconds();
     let minutes_left = (left.max(0) + 59) / 60;
-    // The busiest page: typed values straight into the context, under flat keys.
+    let minutes = if minutes_left == 1 {
+        "minute"
+    } else {
+        "minutes"
+    };
+    // The busiest page: text values only, so it is rendered from a skeleton (view/skeleton.rs).
     ctx.page("private", "Private link", Value::Null)
-        .with("user_username", &user.username)
-        .with("user_role", user.role.as_str())
-        .with("expires_at", &format_time(user.session_expires_at))
-        .with("expires_in_minutes", &minutes_left)
+        .text("user_username", user.username.as_str())
+        .text("user_role", user.role.as_str())
+        .text("expires_at", format_time(user.session_expires_at))
+        .text("expires_in", format!("{minutes_left} {minutes}"))
 }

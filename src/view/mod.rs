@@ -23,44 +23,111 @@ use crate::models::Role;
 mod context;
 mod items;
 mod pagination;
+mod skeleton;
 
 pub use context::PageContext;
 pub use items::{KeyView, SessionView, UserView};
 pub use pagination::Pagination;
+use skeleton::{Shape, Skeleton, Skeletons};
 
-/// The compiled templates, as rocket_dyn_templates last loaded them; managed state.
+/// The compiled templates, as rocket_dyn_templates last loaded them, and the skeletons built
+/// from them; managed state.
 #[derive(Clone, Default)]
-pub struct Pages(Arc<RwLock<Option<Tera>>>);
+pub struct Pages {
+    tera: Arc<RwLock<Option<Tera>>>,
+    skeletons: Arc<RwLock<Skeletons>>,
+}
 
 impl Pages {
     /// The template fairing: loads `template_dir` and hands each (re)load to `pages`.
     pub fn fairing(pages: Pages) -> impl rocket::fairing::Fairing {
         Template::custom(move |engines| {
-            if let Ok(mut slot) = pages.0.write() {
+            if let Ok(mut slot) = pages.tera.write() {
                 *slot = Some(engines.tera.clone());
+            }
+            if let Ok(mut skeletons) = pages.skeletons.write() {
+                skeletons.clear();
             }
         })
     }
 
-    fn render(&self, name: &str, context: &Context) -> Result<String, String> {
-        let guard = self.0.read().map_err(|e| e.to_string())?;
-        let tera = guard.as_ref().ok_or("templates are not loaded")?;
-        tera.render(name, context).map_err(|e| {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
+    /// The page's HTML: from its skeleton when it has one, by Tera otherwise.
+    fn render(&self, page: Page) -> Result<String, String> {
+        let drawn_from_skeleton = match (&page.extra, &page.flash) {
+            (None, None) => self.drawn_from_skeleton(&page)?,
+            _ => None,
+        };
+        match drawn_from_skeleton {
+            Some(html) => Ok(html),
+            None => self.render_with_tera(page.name, &page.into_context()),
+        }
+    }
+
+    /// The page filled into its shape's skeleton (built on first use), if the shape has one.
+    fn drawn_from_skeleton(&self, page: &Page) -> Result<Option<String>, String> {
+        let texts = page.texts();
+        let Some(shape) = Shape::of(page.name, page.signed_in, page.admin, &texts) else {
+            return Ok(None);
+        };
+        let known = self.skeletons.read().ok().and_then(|s| s.get(&shape));
+        let skeleton = match known {
+            Some(skeleton) => skeleton,
+            None => {
+                let built = self.with_tera(|tera| Ok(Skeleton::build(tera, &shape)))?;
+                let skeleton = match built {
+                    Ok(skeleton) => Some(Arc::new(skeleton)),
+                    Err(reason) => {
+                        log::warn!(
+                            "page {} is rendered by Tera every time: {reason}",
+                            page.name
+                        );
+                        None
+                    }
+                };
+                if let Ok(mut skeletons) = self.skeletons.write() {
+                    skeletons.insert(shape, skeleton.clone());
+                }
+                skeleton
             }
-            message
+        };
+        Ok(skeleton.map(|skeleton| skeleton.fill(&texts)))
+    }
+
+    fn with_tera<T>(&self, f: impl FnOnce(&Tera) -> Result<T, String>) -> Result<T, String> {
+        let guard = self.tera.read().map_err(|e| e.to_string())?;
+        f(guard.as_ref().ok_or("templates are not loaded")?)
+    }
+
+    fn render_with_tera(&self, name: &str, context: &Context) -> Result<String, String> {
+        self.with_tera(|tera| {
+            tera.render(name, context).map_err(|e| {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    message.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                message
+            })
         })
     }
 }
 
-/// A page to render in the site layout: a template name and its context.
+/// A page to render in the site layout: a template name, the layout's values, the page's text
+/// values and any other data.
+#[derive(Clone)]
 pub struct Page {
     name: &'static str,
-    context: Box<Context>,
+    title: String,
+    signed_in: bool,
+    admin: bool,
+    username: String,
+    csrf_token: String,
+    flash: Option<(String, String)>,
+    /// Values the template only prints (see `skeleton.rs`), in the order they were added.
+    texts: Vec<(&'static str, String)>,
+    /// Everything else; a page with none can be rendered from a skeleton.
+    extra: Option<Box<Context>>,
 }
 
 impl<'r> Responder<'r, 'static> for Page {
@@ -69,8 +136,9 @@ impl<'r> Responder<'r, 'static> for Page {
             .rocket()
             .state::<Pages>()
             .ok_or(Status::InternalServerError)?;
-        let html = pages.render(self.name, &self.context).map_err(|e| {
-            log::error!("template {} failed: {e}", self.name);
+        let name = self.name;
+        let html = pages.render(self).map_err(|e| {
+            log::error!("template {name} failed: {e}");
             Status::InternalServerError
         })?;
         Response::build()
@@ -96,35 +164,62 @@ pub fn page(
     csrf: &CsrfToken,
     extra: Value,
 ) -> Page {
-    // Base keys are flat (`nav_username`, not `nav.username`): Tera allocates for every dotted
-    // lookup, and the layout's are on every page.
-    let mut context = Context::new();
-    context.insert("title", title);
-    context.insert("nav_signed_in", &user.is_some());
-    context.insert("nav_username", user.map_or("", |u| u.username.as_str()));
-    context.insert("nav_is_admin", &user.is_some_and(|u| u.role == Role::Admin));
-    let flash = flash.as_ref().map(|f| FlashView {
-        kind: f.kind(),
-        message: f.message(),
-    });
-    context.insert("flash", &flash);
-    context.insert("csrf_token", &csrf.0);
-    if let Value::Object(extra) = extra {
-        for (key, value) in extra {
-            context.insert(key, &value);
+    let extra = match extra {
+        Value::Object(extra) if !extra.is_empty() => {
+            let mut context = Context::new();
+            for (key, value) in extra {
+                context.insert(key, &value);
+            }
+            Some(Box::new(context))
         }
-    }
+        _ => None,
+    };
     Page {
         name: template,
-        context: Box::new(context),
+        title: title.to_string(),
+        signed_in: user.is_some(),
+        admin: user.is_some_and(|u| u.role == Role::Admin),
+        username: user.map_or_else(String::new, |u| u.username.clone()),
+        csrf_token: csrf.0.clone(),
+        flash: flash.map(|f| (f.kind().to_string(), f.message().to_string())),
+        texts: Vec::new(),
+        extra,
     }
 }
 
 impl Page {
-    /// Adds `key` to the page's context (a typed value, without building JSON first).
-    pub fn with<T: Serialize + ?Sized>(mut self, key: &str, value: &T) -> Page {
-        self.context.insert(key, value);
+    /// Adds a text value the template only prints (`{{ key }}`) or tests for emptiness: pages
+    /// made of these and the layout's values are rendered from a skeleton (see `skeleton.rs`).
+    pub fn text(mut self, key: &'static str, value: impl Into<String>) -> Page {
+        self.texts.push((key, value.into()));
         self
+    }
+
+    /// The layout's text values, then the page's.
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        let mut texts = Vec::with_capacity(3 + self.texts.len());
+        texts.push(("title", self.title.as_str()));
+        texts.push(("nav_username", self.username.as_str()));
+        texts.push(("csrf_token", self.csrf_token.as_str()));
+        texts.extend(self.texts.iter().map(|(k, v)| (*k, v.as_str())));
+        texts
+    }
+
+    /// The whole context, for Tera. Base keys are flat (`nav_username`, not `nav.username`):
+    /// Tera allocates for every dotted lookup, and the layout's are on every page.
+    fn into_context(mut self) -> Context {
+        let mut context = self.extra.take().map_or_else(Context::new, |extra| *extra);
+        for (key, value) in self.texts() {
+            context.insert(key, value);
+        }
+        context.insert("nav_signed_in", &self.signed_in);
+        context.insert("nav_is_admin", &self.admin);
+        let flash = self
+            .flash
+            .as_ref()
+            .map(|(kind, message)| FlashView { kind, message });
+        context.insert("flash", &flash);
+        context
     }
 }
 
@@ -194,5 +289,111 @@ pub fn wait_words(wait: std::time::Duration) -> String {
     } else {
         let minutes = secs.div_ceil(60);
         format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The site's templates, loaded as rocket_dyn_templates loads them.
+    fn pages() -> Pages {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut files = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(folder) = stack.pop() {
+            for entry in std::fs::read_dir(folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let name = path.strip_prefix(&dir).unwrap().to_string_lossy();
+                    let name = name.trim_end_matches(".tera").trim_end_matches(".html");
+                    files.push((path.clone(), Some(name.to_string())));
+                }
+            }
+        }
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![
+            ".html.tera",
+            ".htm.tera",
+            ".xml.tera",
+            ".html",
+            ".htm",
+            ".xml",
+        ]);
+        tera.add_template_files(files).unwrap();
+        let pages = Pages::default();
+        *pages.tera.write().unwrap() = Some(tera);
+        pages
+    }
+
+    fn page(name: &'static str, signed_in: bool, admin: bool, text: &str, csrf: &str) -> Page {
+        Page {
+            name,
+            title: format!("Title {text}"),
+            signed_in,
+            admin,
+            username: if signed_in {
+                text.to_string()
+            } else {
+                String::new()
+            },
+            csrf_token: csrf.to_string(),
+            flash: None,
+            texts: Vec::new(),
+            extra: None,
+        }
+    }
+
+    /// Every shape of the pages drawn from skeletons, with values that need escaping, empty
+    /// values and odd Unicode: byte for byte what Tera writes.
+    #[test]
+    fn skeleton_pages_are_what_tera_renders() {
+        let pages = pages();
+        let values = [
+            "alice",
+            "<script>alert('x')</script>",
+            "a&b \"q\" / 'x' &amp;",
+            "ünï 👩‍💻 \u{202E}rtl \u{E000}0xX&\u{E001}",
+            "",
+        ];
+        let mut drawn_from_skeletons = 0;
+        for value in values {
+            for (signed_in, admin) in [(false, false), (true, false), (true, true)] {
+                for csrf in ["", "tok-EN_123"] {
+                    let home = page("home", signed_in, admin, value, csrf).text("role", value);
+                    let private = page("private", signed_in, admin, value, csrf)
+                        .text("user_username", value)
+                        .text("user_role", value)
+                        .text("expires_at", value)
+                        .text("expires_in", value);
+                    for page in [home, private] {
+                        let expected = pages
+                            .render_with_tera(page.name, &page.clone().into_context())
+                            .unwrap();
+                        let drawn = pages.drawn_from_skeleton(&page).unwrap();
+                        assert_eq!(drawn.as_deref(), Some(expected.as_str()), "{}", page.name);
+                        assert_eq!(pages.render(page).unwrap(), expected);
+                        drawn_from_skeletons += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(drawn_from_skeletons, values.len() * 3 * 2 * 2);
+    }
+
+    /// A page with a flash message or structured data is rendered by Tera.
+    #[test]
+    fn pages_with_more_than_text_are_rendered_by_tera() {
+        let pages = pages();
+        let mut flashed = page("home", true, false, "bob", "t").text("role", "user");
+        flashed.flash = Some(("success".into(), "Saved.".into()));
+        let html = pages.render(flashed).unwrap();
+        assert!(html.contains("Saved."));
+        let mut extra = page("home", true, false, "bob", "t").text("role", "user");
+        extra.extra = Some(Box::new(Context::new()));
+        assert!(pages.render(extra).unwrap().contains("bob"));
+        assert!(pages.skeletons.read().unwrap().is_empty());
     }
 }
