@@ -1,7 +1,9 @@
 //! Access tokens: JWTs signed by the keyring's active key, checked only with the algorithm of
 //! the key their `kid` names, `iss`/`aud`/`exp`/`nbf` required.
 
+use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::{Algorithm, Header, Validation};
@@ -106,12 +108,41 @@ impl<'a> Subject<'a> {
 /// presents it) and when its signing key stops verifying (Unix seconds), if it is retired.
 type Verified = (Arc<Claims>, Option<i64>);
 
+/// The verified-token cache's hasher: SipHash with a random key, as usual, but over the last 32
+/// bytes of each write only, the end of the token's signature, instead of the whole ~480-byte
+/// token. Only tokens that passed the full check are stored, and nobody can choose their
+/// signatures without the signing key, so the map's buckets cannot be stacked; a hit still
+/// compares the whole text.
+#[derive(Default)]
+struct SignatureTail(RandomState);
+
+impl BuildHasher for SignatureTail {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+/// See [`SignatureTail`].
+struct TailHasher(DefaultHasher);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(&bytes[bytes.len().saturating_sub(32)..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
+
 /// Signs and verifies access tokens.
 pub struct Tokens {
     /// Tokens that passed the full check, by their exact text, so a busy page does not repeat the
     /// base64, JSON and HMAC work on every request. Time checks (`exp`, `nbf`, the signing key's
     /// grace: the second field) still run each time, and revocation is checked by the caller.
-    verified: RwLock<HashMap<String, Verified>>,
+    verified: RwLock<HashMap<String, Verified, SignatureTail>>,
     /// Swapped whole when the key file is reloaded.
     keyring: RwLock<Arc<Keyring>>,
     issuer: String,
@@ -134,7 +165,7 @@ impl Tokens {
         validation.set_audience(&[&settings.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         Tokens {
-            verified: RwLock::new(HashMap::new()),
+            verified: RwLock::new(HashMap::default()),
             keyring: RwLock::new(Arc::new(keyring)),
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),

@@ -85,7 +85,7 @@ impl Pages {
                     }
                 };
                 if let Ok(mut skeletons) = self.skeletons.write() {
-                    skeletons.insert(shape, skeleton.clone());
+                    skeletons.insert(&shape, skeleton.clone());
                 }
                 skeleton
             }

@@ -29,23 +29,23 @@ const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
 
 /// What decides a skeleton: the template, the flags it branches on, which text values are empty,
-/// and the names of the text values.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Shape {
+/// and the names of the text values (borrowed from the page: no allocation per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape<'a> {
     template: &'static str,
     /// Bit 0: signed in; bit 1: administrator; bit 2 + i: text value i is not empty.
     bits: u32,
-    names: Vec<&'static str>,
+    texts: &'a [(&'static str, &'a str)],
 }
 
-impl Shape {
+impl<'a> Shape<'a> {
     /// The shape of a page, or `None` when it has too many text values to have one.
     pub fn of(
         template: &'static str,
         signed_in: bool,
         admin: bool,
-        texts: &[(&'static str, &str)],
-    ) -> Option<Shape> {
+        texts: &'a [(&'static str, &'a str)],
+    ) -> Option<Shape<'a>> {
         if texts.len() > MAX_TEXTS {
             return None;
         }
@@ -58,8 +58,13 @@ impl Shape {
         Some(Shape {
             template,
             bits,
-            names: texts.iter().map(|(name, _)| *name).collect(),
+            texts,
         })
+    }
+
+    /// Whether `names` are this shape's text names, in order.
+    fn has_names(&self, names: &[&'static str]) -> bool {
+        names.len() == self.texts.len() && names.iter().zip(self.texts).all(|(a, (b, _))| a == b)
     }
 
     /// The context Tera renders the skeleton with: the flags, no flash, and for each text value
@@ -69,7 +74,7 @@ impl Shape {
         context.insert("nav_signed_in", &(self.bits & 1 != 0));
         context.insert("nav_is_admin", &(self.bits & 2 != 0));
         context.insert("flash", &Option::<()>::None);
-        for (i, name) in self.names.iter().enumerate() {
+        for (i, (name, _)) in self.texts.iter().enumerate() {
             if self.bits & (1 << (i + 2)) != 0 {
                 context.insert(*name, &placeholder(i, variant));
             } else {
@@ -124,7 +129,7 @@ impl Skeleton {
             let html = tera
                 .render(shape.template, &shape.context(variant))
                 .map_err(|e| format!("rendering the skeleton failed: {e}"))?;
-            splits.push(Skeleton::split(&html, variant, shape.names.len())?);
+            splits.push(Skeleton::split(&html, variant, shape.texts.len())?);
         }
         let second = splits.pop();
         let first = splits.pop();
@@ -219,32 +224,49 @@ fn push_escaped(out: &mut String, text: &str) {
     out.push_str(&text[plain..]);
 }
 
-/// The skeletons built so far, by shape; `None` for a shape that cannot have one.
+/// What was decided for one set of text names: a skeleton, or `None` (it cannot have one).
+type Decided = (Vec<&'static str>, Option<Arc<Skeleton>>);
+
+/// The skeletons built so far, by template and flags, then by text names.
 #[derive(Default)]
-pub struct Skeletons(HashMap<Shape, Option<Arc<Skeleton>>>);
+pub struct Skeletons {
+    by_shape: HashMap<(&'static str, u32), Vec<Decided>>,
+    count: usize,
+}
 
 impl Skeletons {
     /// The skeleton for `shape`, if one was built (`Some(None)`: it cannot have one).
-    pub fn get(&self, shape: &Shape) -> Option<Option<Arc<Skeleton>>> {
-        self.0.get(shape).cloned()
+    pub fn get(&self, shape: &Shape<'_>) -> Option<Option<Arc<Skeleton>>> {
+        self.by_shape
+            .get(&(shape.template, shape.bits))?
+            .iter()
+            .find(|(names, _)| shape.has_names(names))
+            .map(|(_, skeleton)| skeleton.clone())
     }
 
     /// Remembers what `Skeleton::build` said about `shape` (unless the map is full).
-    pub fn insert(&mut self, shape: Shape, skeleton: Option<Arc<Skeleton>>) {
-        if self.0.len() < MAX_SKELETONS {
-            self.0.insert(shape, skeleton);
+    pub fn insert(&mut self, shape: &Shape<'_>, skeleton: Option<Arc<Skeleton>>) {
+        if self.count >= MAX_SKELETONS || self.get(shape).is_some() {
+            return;
         }
+        let names = shape.texts.iter().map(|(name, _)| *name).collect();
+        self.by_shape
+            .entry((shape.template, shape.bits))
+            .or_default()
+            .push((names, skeleton));
+        self.count += 1;
     }
 
     /// Whether none has been built.
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.count == 0
     }
 
     /// Forgets every skeleton (the templates were reloaded).
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.by_shape.clear();
+        self.count = 0;
     }
 }
 
@@ -282,7 +304,7 @@ mod tests {
         tera
     }
 
-    fn shape(template: &'static str, texts: &[(&'static str, &str)]) -> Shape {
+    fn shape<'a>(template: &'static str, texts: &'a [(&'static str, &'a str)]) -> Shape<'a> {
         Shape::of(template, true, false, texts).unwrap()
     }
 
@@ -327,7 +349,7 @@ mod tests {
         )]);
         let empty = [("t", "")];
         let full = [("t", "v")];
-        assert_ne!(shape("if.html", &empty), shape("if.html", &full));
+        assert_ne!(shape("if.html", &empty).bits, shape("if.html", &full).bits);
         let skeleton = Skeleton::build(&tera, &shape("if.html", &empty)).unwrap();
         assert_eq!(skeleton.fill(&empty), "none");
         let skeleton = Skeleton::build(&tera, &shape("if.html", &full)).unwrap();
