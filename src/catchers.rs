@@ -7,7 +7,8 @@ use rocket::response::{Flash, Redirect};
 use serde_json::json;
 
 use crate::allow::{allow_header, methods_if_not_allowed};
-use crate::auth::{AdminRequired, CsrfRejected};
+use crate::auth::next::referer_path;
+use crate::auth::{AdminRequired, CsrfRejected, SudoRequired};
 use crate::auth::{AuthState, CsrfToken, Sessions};
 use crate::json::ApiError;
 use crate::text::percent_encode;
@@ -31,6 +32,26 @@ pub enum Caught {
     Api(ApiError),
     /// An error page with its own status and a header (`Allow` on a 405).
     PageWith(Custom<Page>, Header<'static>),
+    /// Off to "Confirm it's you", then back.
+    Confirm(Redirect),
+}
+
+/// Sudo mode refused: "Confirm it's you", then back to this page (a GET) or to the page the
+/// form was on (a POST: its `Referer`, else the account page).
+fn confirm_first(req: &Request<'_>) -> Caught {
+    let back = if req.method() == Method::Get {
+        let uri = req.uri();
+        match uri.query() {
+            Some(q) => format!("{}?{}", uri.path(), q),
+            None => uri.path().to_string(),
+        }
+    } else {
+        referer_path(req).unwrap_or_else(|| "/account".to_string())
+    };
+    Caught::Confirm(Redirect::to(format!(
+        "/confirm?next={}",
+        percent_encode(&back, b"/")
+    )))
 }
 
 fn is_api(req: &Request<'_>) -> bool {
@@ -84,6 +105,12 @@ fn api_error(status: Status, req: &Request<'_>) -> ApiError {
             status,
             "csrf",
             "Send the page's CSRF token in the X-CSRF-Token header, or use a Bearer token.",
+        ),
+        403 if req.local_cache(|| None::<SudoRequired>).is_some() => ApiError::new(
+            status,
+            "reauthentication_required",
+            "This needs a recent proof of who you are: get a new token with POST /api/token \
+             (grant_type password, with your two-factor code if it is on) and try again.",
         ),
         403 => ApiError::insufficient_scope(),
         400 | 422 => ApiError::bad_request("The request could not be read."),
@@ -158,6 +185,10 @@ async fn default(status: Status, req: &Request<'_>) -> Caught {
     } else {
         status
     };
+    let sudo = status == Status::Forbidden && req.local_cache(|| None::<SudoRequired>).is_some();
+    if sudo && !is_api(req) {
+        return confirm_first(req);
+    }
     if is_api(req) {
         let error = api_error(status, req);
         return Caught::Api(match allowed {

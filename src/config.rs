@@ -62,6 +62,9 @@ pub struct Settings {
     /// How long a refresh value that was just replaced still renews the access token (parallel
     /// tabs renewing at once); presented later, it ends the session as stolen. At most 30 s.
     pub refresh_grace_secs: i64,
+    /// How long a proof (the password, or the two-factor code) counts for sensitive actions:
+    /// "sudo mode" (60–3600, default 600).
+    pub sudo_window_secs: i64,
     /// The site's origin as browsers see it (`https://example.com`); form posts must come from
     /// it. When unset, the request's `Host` header is the expected origin.
     pub public_origin: Option<String>,
@@ -110,6 +113,7 @@ impl Default for Settings {
             password_change_per_user_per_minute: 10,
             jwt_leeway_secs: 5,
             refresh_grace_secs: 10,
+            sudo_window_secs: 600,
             cookie_secure: None,
             public_origin: None,
             argon2_memory_kib: 19_456,
@@ -168,6 +172,11 @@ impl Settings {
         if !(0..=30).contains(&self.refresh_grace_secs) {
             return Err(Error::Config(
                 "refresh_grace_secs must be between 0 and 30".into(),
+            ));
+        }
+        if !(60..=3600).contains(&self.sudo_window_secs) {
+            return Err(Error::Config(
+                "sudo_window_secs must be between 60 and 3600".into(),
             ));
         }
         if self.key_grace_secs < 0 {

@@ -44,6 +44,8 @@ pub struct CurrentUser {
     pub read_only: bool,
     /// The session's sign-in passed two-factor (`amr` has `otp`).
     pub two_factor: bool,
+    /// When the owner last proved who they are (Unix seconds); `None` for API-key tokens.
+    pub auth_time: Option<i64>,
 }
 
 /// Where a request's token came from.
@@ -68,6 +70,7 @@ impl CurrentUser {
             via,
             read_only: claims.scp.as_deref() == Some("read"),
             two_factor: claims.amr.iter().any(|m| m == "otp"),
+            auth_time: claims.auth_time,
         }
     }
 }
@@ -273,6 +276,8 @@ pub enum AuthFailure {
     MissingRole,
     /// The session could not be checked because the database is unreachable.
     Unavailable,
+    /// Signed in, but the action needs a fresh proof (sudo mode).
+    Reauthenticate,
 }
 
 /// The signed-in user, borrowed from the request's cached [`AuthState`] (no copy: the busiest

@@ -10,6 +10,7 @@ mod keyring;
 mod password;
 mod revocations;
 mod sessions;
+mod sudo;
 mod throttle;
 mod tokens;
 
@@ -25,5 +26,6 @@ pub use key_reload::reload_keys;
 pub use keyring::{check_strength, KeyFile, Keyring};
 pub use password::PasswordHasher;
 pub use sessions::{Refresh, Sessions, Started};
+pub use sudo::{Sudo, SudoRequired};
 pub use throttle::Throttle;
 pub use tokens::{Claims, Subject, TokenError, Tokens};

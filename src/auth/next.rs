@@ -61,6 +61,18 @@ fn percent_decode(s: &str) -> Option<String> {
     None
 }
 
+/// The local path of the page a request came from (`Referer` on this host), if it is a safe
+/// place to send someone back to.
+pub fn referer_path(req: &rocket::Request<'_>) -> Option<String> {
+    let host = req.headers().get_one("Host").unwrap_or("");
+    let path = req.headers().get_one("Referer").and_then(|referer| {
+        let (_, rest) = referer.split_once("://")?;
+        let (authority, path) = rest.split_at(rest.find('/')?);
+        (authority.eq_ignore_ascii_case(host)).then_some(path)
+    })?;
+    safe_next(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::safe_next;

@@ -193,6 +193,10 @@ impl Sessions {
             &peer.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         );
         session.two_factor = two_factor;
+        if !refreshable && matches!(kind, Kind::Api { .. }) {
+            // Made from an API key: a key is not a proof of the person.
+            session.authenticated_at = None;
+        }
         let refresh = refreshable.then(new_refresh_value);
         let row = session.clone();
         let hash = refresh.as_deref().map(RefreshToken::hash);
@@ -220,7 +224,12 @@ impl Sessions {
         read_only: bool,
         refresh: Option<String>,
     ) -> Result<Started, Error> {
-        let subject = Subject::of(user, &session.id, read_only).with_two_factor(session.two_factor);
+        let auth_time = session
+            .authenticated_at
+            .map(|t| t.assume_utc().unix_timestamp());
+        let subject = Subject::of(user, &session.id, read_only)
+            .with_two_factor(session.two_factor)
+            .with_auth_time(auth_time);
         let (token, claims) =
             self.tokens
                 .issue(&subject, self.clock.now(), session.expires_at.assume_utc())?;
@@ -230,6 +239,30 @@ impl Sessions {
             claims,
             refresh,
         })
+    }
+
+    /// Records a fresh proof of the person for session `sid` of `user_id` (sudo mode) and
+    /// returns a new access token carrying it (`auth_time`); `None` when the session is over or
+    /// the user is gone or disabled. The refresh value stays as it is.
+    pub async fn reauthenticate(&self, sid: &str, user_id: &str) -> Result<Option<Started>, Error> {
+        let (sid, user_id, now) = (sid.to_string(), user_id.to_string(), self.clock.db_now());
+        let found = self
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    if !Session::reauthenticate(conn, &sid, now)? {
+                        return Ok(None);
+                    }
+                    let session = Session::find(conn, &sid)?.filter(|s| s.user_id == user_id);
+                    let user = User::find(conn, &user_id)?.filter(|u| !u.disabled);
+                    Ok(session.zip(user))
+                })
+            })
+            .await?;
+        match found {
+            Some((session, user)) => Ok(Some(self.token_for(&user, session, false, None)?)),
+            None => Ok(None),
+        }
     }
 
     /// Puts a started session's access token in the session cookie, and its refresh value (when

@@ -55,6 +55,11 @@ pub struct Claims {
     /// two-factor sign-in; absent after a password (or an API key) alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// When the session's owner last proved who they are (Unix seconds; OpenID Connect's
+    /// `auth_time`): at sign-in, then at each "Confirm it's you". Sensitive actions need it
+    /// within `sudo_window_secs`. Absent from tokens made from an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 /// Why a token was not accepted.
@@ -80,6 +85,8 @@ pub struct Subject<'a> {
     pub read_only: bool,
     /// The session's sign-in passed two-factor.
     pub two_factor: bool,
+    /// When the session's owner last proved who they are (Unix seconds); `None` for API keys.
+    pub auth_time: Option<i64>,
 }
 
 /// Most verified tokens remembered; the cache is emptied when it fills.
@@ -94,7 +101,14 @@ impl<'a> Subject<'a> {
             session_id,
             read_only,
             two_factor: false,
+            auth_time: None,
         }
+    }
+
+    /// The same subject, with the time of the owner's last proof (sign-in or sudo mode).
+    pub fn with_auth_time(mut self, auth_time: Option<i64>) -> Subject<'a> {
+        self.auth_time = auth_time;
+        self
     }
 
     /// The same subject, marked as having passed two-factor sign-in (or not).
@@ -219,6 +233,7 @@ impl Tokens {
             exp: (now + self.ttl_secs).min(not_after.unix_timestamp()),
             jti: uuid::Uuid::new_v4().to_string(),
             scp: subject.read_only.then(|| "read".to_string()),
+            auth_time: subject.auth_time,
             amr: if subject.two_factor {
                 vec!["pwd".to_string(), "otp".to_string()]
             } else {
@@ -269,6 +284,9 @@ impl Tokens {
         }
         if claims.nbf > now + self.leeway_secs {
             return Err(TokenError::Invalid("token is not valid yet (nbf)".into()));
+        }
+        if claims.auth_time.is_some_and(|t| t > claims.iat) {
+            return Err(TokenError::Invalid("auth_time is after iat".into()));
         }
         if claims.exp - claims.iat > self.ttl_secs {
             return Err(TokenError::Invalid(format!(

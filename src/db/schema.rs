@@ -31,6 +31,7 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         two_factor -> Bool,
         stolen -> Bool,
+        authenticated_at -> Nullable<Timestamp>,
     }
 }
 

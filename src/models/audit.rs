@@ -52,11 +52,15 @@ pub enum AuditKind {
     RecoveryCodesReplaced,
     /// A refresh value that had already been replaced was presented again; the session was ended.
     RefreshReuse,
+    /// "Confirm it's you" passed: sudo mode for `sudo_window_secs`.
+    SudoProof,
+    /// "Confirm it's you" failed (wrong password or code).
+    SudoFailed,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 21] = [
+    pub const ALL: [AuditKind; 23] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -78,6 +82,8 @@ impl AuditKind {
         AuditKind::RecoveryCodeUsed,
         AuditKind::RecoveryCodesReplaced,
         AuditKind::RefreshReuse,
+        AuditKind::SudoProof,
+        AuditKind::SudoFailed,
     ];
 
     /// The stored name.
@@ -104,6 +110,8 @@ impl AuditKind {
             AuditKind::RecoveryCodeUsed => "recovery_code_used",
             AuditKind::RecoveryCodesReplaced => "recovery_codes_replaced",
             AuditKind::RefreshReuse => "refresh_reuse",
+            AuditKind::SudoProof => "sudo_proof",
+            AuditKind::SudoFailed => "sudo_failed",
         }
     }
 

@@ -36,6 +36,9 @@ pub struct Session {
     pub two_factor: bool,
     /// Ended because a replaced refresh value came back (someone else held a copy).
     pub stolen: bool,
+    /// When the owner last proved who they are (sign-in, or "Confirm it's you"); `None` for a
+    /// session made from an API key, which never counts as a fresh proof.
+    pub authenticated_at: Option<PrimitiveDateTime>,
 }
 
 /// A revoked session as the revocation list needs it.
@@ -72,7 +75,25 @@ impl Session {
             revoked_at: None,
             two_factor: false,
             stolen: false,
+            authenticated_at: Some(now),
         }
+    }
+
+    /// Records a fresh proof (sudo mode) for a live session; whether there was one to update.
+    pub fn reauthenticate(
+        conn: &mut DbConnection,
+        id: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<bool, Error> {
+        let updated = diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(now)),
+        )
+        .set(sessions::authenticated_at.eq(Some(now)))
+        .execute(conn)?;
+        Ok(updated == 1)
     }
 
     /// Stores a new session.

@@ -5,7 +5,7 @@ use rocket::http::Status;
 use serde_json::{json, Value};
 use time::Duration;
 
-use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
+use crate::auth::{CsrfForm, CsrfOnly, CurrentUser, Sudo};
 use crate::error::Error;
 use crate::events::Who;
 use crate::models::{ApiKey, AuditKind, KeyScope};
@@ -106,10 +106,12 @@ async fn list(user: CurrentUser, ctx: PageContext<'_>, site: Services<'_>) -> Re
     keys_page(ctx, &site, &user, json!({})).await
 }
 
-/// Makes a key and shows its secret this once (a page, not a redirect, so it never sits in a cookie).
+/// Makes a key and shows its secret this once (a page, not a redirect, so it never sits in a
+/// cookie). A key outlives the session, so it needs a fresh proof (sudo mode).
 #[rocket::post("/account/api-keys", data = "<form>")]
 async fn create(
     user: CurrentUser,
+    _fresh: Sudo<'_>,
     form: CsrfForm<'_, NewKey>,
     ctx: PageContext<'_>,
     site: Services<'_>,

@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod api;
 mod api_keys;
+mod confirm;
 mod health;
 mod jwks;
 mod pages;
@@ -22,6 +23,7 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(signup::routes());
     routes.extend(signin::routes());
     routes.extend(account::routes());
+    routes.extend(confirm::routes());
     routes.extend(admin::routes());
     routes.extend(health::routes());
     routes.extend(jwks::routes());

@@ -5,11 +5,14 @@ use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use time::PrimitiveDateTime;
 
+use crate::auth::two_factor::{self, Redeemed};
 use crate::auth::{PasswordHasher, Sessions, Throttle};
 use crate::db::Db;
+use crate::error::Error;
 use crate::events::{Audit, Event, Who};
-use crate::models::AuditKind;
+use crate::models::{AuditKind, TwoFactor, User};
 use crate::peer::Peer;
+use crate::validation::PASSWORD_MAX_CHARS;
 
 /// Everything a handler needs from the running site.
 pub struct Services<'r> {
@@ -56,6 +59,54 @@ impl<'r> FromRequest<'r> for Services<'r> {
 }
 
 impl Services<'_> {
+    /// Whether `password` is the user's password (bounded before hashing, like every check).
+    pub async fn password_ok(&self, user_id: &str, password: &str) -> Result<bool, Error> {
+        if password.is_empty() || password.chars().count() > PASSWORD_MAX_CHARS {
+            return Ok(false);
+        }
+        let id = user_id.to_string();
+        let stored = self
+            .db
+            .run(move |conn| User::find(conn, &id))
+            .await?
+            .map(|u| u.password_hash);
+        self.hasher.verify(password.to_string(), stored).await
+    }
+
+    /// Whether `input` is the app's current code for the user (each works once) or, with
+    /// `recovery`, an unused recovery code too (which it uses up).
+    pub async fn code_ok(&self, user_id: &str, input: &str, recovery: bool) -> Result<bool, Error> {
+        let (id, input, now) = (
+            user_id.to_string(),
+            input.trim().to_string(),
+            self.sessions.clock().now(),
+        );
+        self.db
+            .run(move |conn| {
+                let Some(tf) = TwoFactor::enabled(conn, &id)? else {
+                    return Ok(false);
+                };
+                let redeemed = if recovery {
+                    two_factor::redeem(conn, &tf, &input, now)?
+                } else {
+                    two_factor::redeem_app_code(conn, &tf, &input, now)?
+                };
+                Ok(matches!(
+                    redeemed,
+                    Redeemed::AppCode | Redeemed::RecoveryCode
+                ))
+            })
+            .await
+    }
+
+    /// Whether the user has two-factor sign-in turned on.
+    pub async fn has_two_factor(&self, user_id: &str) -> Result<bool, Error> {
+        let id = user_id.to_string();
+        self.db
+            .run(move |conn| Ok(TwoFactor::enabled(conn, &id)?.is_some()))
+            .await
+    }
+
     /// Now, as the database stores it (the site's clock, which tests move).
     pub fn now(&self) -> PrimitiveDateTime {
         self.sessions.clock().db_now()

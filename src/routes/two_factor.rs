@@ -3,14 +3,14 @@
 
 use serde_json::{json, Value};
 
-use crate::auth::two_factor::{self, Redeemed};
+use crate::auth::two_factor;
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
 use crate::error::Error;
 use crate::events::Who;
-use crate::models::{AuditKind, RecoveryCode, TwoFactor, User};
+use crate::models::{AuditKind, RecoveryCode, TwoFactor};
 use crate::routes::services::Services;
 use crate::text::format_db_time;
-use crate::validation::{FieldErrors, PASSWORD_MAX_CHARS};
+use crate::validation::FieldErrors;
 use crate::view::{wait_words, FormOutcome, Page, PageContext};
 
 /// Routes of this module.
@@ -186,7 +186,7 @@ async fn enable(
     // The password too, so a session left open somewhere cannot tie the account to a stranger's
     // phone.
     let mut errors = FieldErrors::new();
-    if !password_ok(&site, &user.id, &input.password).await? {
+    if !site.password_ok(&user.id, &input.password).await? {
         errors.add("password", "That is not your password.");
     }
     let step = two_factor::check_code(&row.secret, &input.code, site.sessions.clock().now());
@@ -218,51 +218,6 @@ async fn enable(
     Ok(FormOutcome::Show(shown))
 }
 
-/// Whether `password` is the user's password (bounded before hashing, like every check).
-async fn password_ok(site: &Services<'_>, user_id: &str, password: &str) -> Result<bool, Error> {
-    if password.is_empty() || password.chars().count() > PASSWORD_MAX_CHARS {
-        return Ok(false);
-    }
-    let id = user_id.to_string();
-    let stored = site
-        .db
-        .run(move |conn| User::find(conn, &id))
-        .await?
-        .map(|u| u.password_hash);
-    site.hasher.verify(password.to_string(), stored).await
-}
-
-/// Checks a code for a change on the settings page: the app's current code (each works once)
-/// or, with `recovery`, an unused recovery code too (which it uses up).
-async fn code_ok(
-    site: &Services<'_>,
-    user_id: &str,
-    input: &str,
-    recovery: bool,
-) -> Result<bool, Error> {
-    let (id, input, now) = (
-        user_id.to_string(),
-        input.trim().to_string(),
-        site.sessions.clock().now(),
-    );
-    site.db
-        .run(move |conn| {
-            let Some(tf) = TwoFactor::enabled(conn, &id)? else {
-                return Ok(false);
-            };
-            let redeemed = if recovery {
-                two_factor::redeem(conn, &tf, &input, now)?
-            } else {
-                two_factor::redeem_app_code(conn, &tf, &input, now)?
-            };
-            Ok(matches!(
-                redeemed,
-                Redeemed::AppCode | Redeemed::RecoveryCode
-            ))
-        })
-        .await
-}
-
 /// New recovery codes (the old ones stop working), after a current app code.
 #[rocket::post("/account/two-factor/recovery-codes", data = "<form>")]
 async fn replace_recovery_codes(
@@ -275,7 +230,7 @@ async fn replace_recovery_codes(
         return too_many(ctx, &site, &user, wait).await;
     }
     let code = form.parsed().map(|f| f.code).unwrap_or_default();
-    if !code_ok(&site, &user.id, &code, false).await? {
+    if !site.code_ok(&user.id, &code, false).await? {
         let mut errors = FieldErrors::new();
         errors.add("replace_code", WRONG_APP_CODE);
         return redo(ctx, &site, &user, &errors).await;
@@ -307,10 +262,10 @@ async fn disable(
         return redo(ctx, &site, &user, &FieldErrors::new()).await;
     };
     let mut errors = FieldErrors::new();
-    if !password_ok(&site, &user.id, &input.password).await? {
+    if !site.password_ok(&user.id, &input.password).await? {
         errors.add("password", "That is not your password.");
     }
-    if !code_ok(&site, &user.id, &input.code, true).await? {
+    if !site.code_ok(&user.id, &input.code, true).await? {
         errors.add("code", WRONG_CODE);
     }
     if !errors.is_empty() {

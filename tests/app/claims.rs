@@ -61,9 +61,21 @@ fn tokens_carry_no_personal_data_and_say_what_they_are() {
         keys.iter()
             .copied()
             .collect::<std::collections::BTreeSet<_>>(),
-        ["aud", "exp", "iat", "iss", "jti", "nbf", "role", "sexp", "sid", "sub"]
-            .into_iter()
-            .collect(),
+        [
+            "aud",
+            "auth_time",
+            "exp",
+            "iat",
+            "iss",
+            "jti",
+            "nbf",
+            "role",
+            "sexp",
+            "sid",
+            "sub"
+        ]
+        .into_iter()
+        .collect(),
         "{payload}"
     );
     assert!(

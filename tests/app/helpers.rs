@@ -367,3 +367,14 @@ pub fn login_on(client: &Client, username: &str, user_agent: Option<&str>) -> St
     assert_eq!(response.status(), Status::SeeOther, "sign-in as {username}");
     token_from(&response).expect("session cookie")
 }
+
+/// The audit events of one kind, newest first.
+pub fn audit_events(app: &TestApp, kind: &str) -> Vec<latchkey::models::AuditEvent> {
+    let filter = latchkey::models::AuditFilter {
+        kind: Some(kind.to_string()),
+        ..Default::default()
+    };
+    latchkey::models::AuditEvent::search(&mut app.pool().get().unwrap(), &filter, 1, 1000)
+        .unwrap()
+        .0
+}

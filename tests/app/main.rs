@@ -31,5 +31,6 @@ mod refresh;
 mod sessions;
 mod sign_out_elsewhere;
 mod signup;
+mod sudo;
 mod tokens;
 mod two_factor;

@@ -1,5 +1,5 @@
-//! What every admin action needs, as one request guard: the admin (403 for anyone else), the
-//! services, the client, and the admin page to go back to. Changes to a user that must not be
+//! What every admin action needs, as one request guard: the admin (403 for anyone else), a
+//! fresh proof (sudo mode: otherwise "Confirm it's you" first), the services, the client, and the admin page to go back to. Changes to a user that must not be
 //! half-done — a role change, disabling, a two-factor reset — commit in one transaction with
 //! their audit events and the end of the user's sessions.
 
@@ -8,8 +8,8 @@ use rocket::outcome::try_outcome;
 use rocket::request::{FromRequest, Outcome, Request};
 use time::PrimitiveDateTime;
 
-use crate::auth::next::safe_next;
-use crate::auth::{Admin, AuthFailure};
+use crate::auth::next::referer_path;
+use crate::auth::{Admin, AuthFailure, Sudo};
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::events::{Event, Who};
@@ -21,13 +21,7 @@ use crate::view::FormOutcome;
 /// Where to return after an admin action: the admin page the form was on (from `Referer`,
 /// local `/admin…` paths only), else the user list.
 fn return_to(req: &Request<'_>) -> String {
-    let host = req.headers().get_one("Host").unwrap_or("");
-    let path = req.headers().get_one("Referer").and_then(|referer| {
-        let (_, rest) = referer.split_once("://")?;
-        let (authority, path) = rest.split_at(rest.find('/')?);
-        (authority.eq_ignore_ascii_case(host)).then_some(path)
-    });
-    path.and_then(safe_next)
+    referer_path(req)
         .filter(|p| p == "/admin" || p.starts_with("/admin?") || p.starts_with("/admin/users/"))
         .unwrap_or_else(|| "/admin".to_string())
 }
@@ -47,6 +41,8 @@ impl<'r> FromRequest<'r> for AdminAction<'r> {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let admin = try_outcome!(req.guard::<Admin>().await);
+        // Every change an admin makes to a user needs a fresh proof (sudo mode).
+        try_outcome!(req.guard::<Sudo<'r>>().await);
         let site = match req.guard::<Services<'r>>().await {
             Outcome::Success(site) => site,
             _ => {

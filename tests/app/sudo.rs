@@ -1,0 +1,229 @@
+//! Sudo mode: sensitive actions need a proof (password, or the two-factor code) within
+//! `sudo_window_secs`; otherwise "Confirm it's you", then back. Renewals carry the proof's time
+//! and never refresh it; the API says `reauthentication_required`.
+
+use latchkey::auth::two_factor::code_at;
+use latchkey::models::{ApiKey, Role};
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::blocking::LocalResponse;
+use time::Duration;
+
+use crate::helpers::*;
+
+/// Eleven minutes: past the 10-minute window, within the idle timeout (renewals keep the
+/// session going).
+fn eleven_minutes(app: &TestApp) {
+    for _ in 0..11 {
+        app.clock().advance(Duration::minutes(1));
+        assert_eq!(app.client.get("/private").dispatch().status(), Status::Ok);
+    }
+}
+
+/// POSTs a form from `page` (with its `Referer`), as a browser does.
+fn post_from<'a>(
+    app: &'a TestApp,
+    page: &str,
+    uri: &str,
+    pairs: &[(&str, &str)],
+) -> LocalResponse<'a> {
+    let token = app.csrf_token();
+    let mut fields = pairs.to_vec();
+    fields.push(("csrf_token", &token));
+    app.client
+        .post(uri.to_string())
+        .header(ContentType::Form)
+        .header(Header::new("Host", "localhost"))
+        .header(Header::new("Referer", format!("http://localhost{page}")))
+        .body(form(&fields))
+        .dispatch()
+}
+
+fn role_of(app: &TestApp, username: &str) -> Role {
+    app.user(username).unwrap().role()
+}
+
+fn auth_time_of_cookie(app: &TestApp) -> i64 {
+    let token = app.session_cookie().unwrap().value().to_string();
+    claims_of(&token)["auth_time"].as_i64().expect("auth_time")
+}
+
+#[test]
+fn an_admin_change_after_the_window_asks_to_confirm_then_applies() {
+    let app = spawn_app();
+    app.sign_in_as("boss", Role::Admin);
+    let signed_in_at = auth_time_of_cookie(&app);
+    let target = app.create_user("tess", Role::User);
+    let page = format!("/admin/users/{}", target.id);
+    let role_form = format!("/admin/users/{}/role", target.id);
+    eleven_minutes(&app);
+    // Renewals carried the sign-in's proof time, never a new one.
+    assert_eq!(auth_time_of_cookie(&app), signed_in_at);
+
+    let response = post_from(&app, &page, &role_form, &[("role", "admin")]);
+    assert_eq!(response.status(), Status::SeeOther);
+    let confirm = location(&response);
+    assert_eq!(confirm, format!("/confirm?next={page}"));
+    drop(response);
+    assert_eq!(role_of(&app, "tess"), Role::User, "nothing changed");
+
+    let response = app.client.get(confirm.clone()).dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    let body = response.into_string().unwrap();
+    assert!(body.contains("Confirm it&#x27;s you") || body.contains("Confirm it's you"));
+    assert!(body.contains(r#"autocomplete="current-password""#));
+
+    let response = app.post_form(&confirm, &[("password", "not-the-password")]);
+    assert_eq!(response.status(), Status::UnprocessableEntity);
+    assert!(response
+        .into_string()
+        .unwrap()
+        .contains("That is not your password."));
+    assert_eq!(audit_events(&app, "sudo_failed").len(), 1);
+
+    let response = app.post_form(&confirm, &[("password", PASSWORD)]);
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response), page);
+    drop(response);
+    assert_eq!(audit_events(&app, "sudo_proof").len(), 1);
+    assert!(auth_time_of_cookie(&app) > signed_in_at);
+
+    let response = post_from(&app, &page, &role_form, &[("role", "admin")]);
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_ne!(location(&response), format!("/confirm?next={page}"));
+    drop(response);
+    assert_eq!(role_of(&app, "tess"), Role::Admin);
+}
+
+#[test]
+fn a_fresh_sign_in_needs_no_confirmation_and_every_admin_action_needs_one_later() {
+    let app = spawn_app();
+    app.sign_in_as("boss", Role::Admin);
+    let target = app.create_user("tess", Role::User);
+    let page = format!("/admin/users/{}", target.id);
+    let response = post_from(&app, &page, &format!("{page}/disable"), &[]);
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response), page);
+    drop(response);
+    assert!(app.user("tess").unwrap().disabled);
+
+    eleven_minutes(&app);
+    for action in [
+        "enable",
+        "unlock",
+        "two-factor/reset",
+        "sessions/revoke",
+        "role",
+    ] {
+        let response = post_from(
+            &app,
+            &page,
+            &format!("{page}/{action}"),
+            &[("role", "admin")],
+        );
+        assert_eq!(response.status(), Status::SeeOther, "{action}");
+        assert_eq!(
+            location(&response),
+            format!("/confirm?next={page}"),
+            "{action}"
+        );
+    }
+    assert!(app.user("tess").unwrap().disabled, "still disabled");
+    assert_eq!(role_of(&app, "tess"), Role::User);
+}
+
+#[test]
+fn a_two_factor_user_confirms_with_a_code_before_making_an_api_key() {
+    let app = spawn_app();
+    let user = app.create_user("otto", Role::User);
+    let (secret, _) = app.enable_two_factor(&user);
+    let response = app.post_form("/login", &[("username", "otto"), ("password", PASSWORD)]);
+    let step = location(&response);
+    drop(response);
+    let code = code_at(&secret, app.clock().now()).unwrap();
+    let response = app.post_form(&step, &[("code", &code)]);
+    assert_eq!(response.status(), Status::SeeOther);
+    drop(response);
+    eleven_minutes(&app);
+
+    let make = [
+        ("name", "laptop"),
+        ("scope", "read"),
+        ("expires_in_days", "30"),
+    ];
+    let response = post_from(&app, "/account/api-keys", "/account/api-keys", &make);
+    assert_eq!(response.status(), Status::SeeOther);
+    let confirm = location(&response);
+    assert_eq!(confirm, "/confirm?next=/account/api-keys");
+    drop(response);
+    let keys = || {
+        ApiKey::for_user(&mut app.pool().get().unwrap(), &user.id)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(keys(), 0);
+
+    let body = app
+        .client
+        .get(confirm.clone())
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(
+        body.contains(r#"autocomplete="one-time-code""#),
+        "asks for the code"
+    );
+    // With two-factor on, the password alone is not the proof.
+    let response = app.post_form(&confirm, &[("password", PASSWORD)]);
+    assert_eq!(response.status(), Status::UnprocessableEntity);
+    drop(response);
+    app.clock().advance(Duration::seconds(30));
+    let code = code_at(&secret, app.clock().now()).unwrap();
+    let response = app.post_form(&confirm, &[("code", &code)]);
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response), "/account/api-keys");
+    drop(response);
+
+    let response = post_from(&app, "/account/api-keys", "/account/api-keys", &make);
+    assert_eq!(response.status(), Status::Ok);
+    drop(response);
+    assert_eq!(keys(), 1);
+}
+
+#[test]
+fn next_never_leaves_the_site() {
+    let app = spawn_app();
+    app.sign_in_as("boss", Role::Admin);
+    for next in [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+    ] {
+        let uri = format!(
+            "/confirm?next={}",
+            latchkey::text::percent_encode(next, b"")
+        );
+        let response = app.post_form(&uri, &[("password", PASSWORD)]);
+        assert_eq!(response.status(), Status::SeeOther, "{next}");
+        assert_eq!(location(&response), "/account", "{next}");
+    }
+}
+
+#[test]
+fn a_token_whose_auth_time_is_after_it_was_issued_is_refused() {
+    let app = spawn_app();
+    let user = app.sign_in_as("ada", Role::User);
+    let mut claims = app.claims_for(&user);
+    claims.sid = app.session_id();
+    claims.auth_time = Some(claims.iat + 60);
+    let me = |claims: &latchkey::auth::Claims| {
+        let token = app.tokens().sign(claims).unwrap();
+        app.client
+            .get("/api/me")
+            .header(Header::new("Authorization", format!("Bearer {token}")))
+            .dispatch()
+            .status()
+    };
+    assert_eq!(me(&claims), Status::Unauthorized);
+    claims.auth_time = Some(claims.iat);
+    assert_eq!(me(&claims), Status::Ok);
+}
