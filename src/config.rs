@@ -64,6 +64,10 @@ pub struct Settings {
     pub refresh_grace_secs: i64,
     /// How long a proof (the password, or the two-factor code) counts for sensitive actions:
     /// "sudo mode" (60–3600, default 600).
+    /// Days an API key lives when its maker leaves the expiry empty (default 90).
+    pub api_key_default_days: i64,
+    /// The longest an API key may live, in days (default 365, at most 3650).
+    pub api_key_max_days: i64,
     pub sudo_window_secs: i64,
     /// The site's origin as browsers see it (`https://example.com`); form posts must come from
     /// it. When unset, the request's `Host` header is the expected origin.
@@ -114,6 +118,8 @@ impl Default for Settings {
             jwt_leeway_secs: 5,
             refresh_grace_secs: 10,
             sudo_window_secs: 600,
+            api_key_default_days: 90,
+            api_key_max_days: 365,
             cookie_secure: None,
             public_origin: None,
             argon2_memory_kib: 19_456,
@@ -172,6 +178,13 @@ impl Settings {
         if !(0..=30).contains(&self.refresh_grace_secs) {
             return Err(Error::Config(
                 "refresh_grace_secs must be between 0 and 30".into(),
+            ));
+        }
+        if !(1..=3650).contains(&self.api_key_max_days)
+            || !(1..=self.api_key_max_days).contains(&self.api_key_default_days)
+        {
+            return Err(Error::Config(
+                "api_key_max_days must be between 1 and 3650, and api_key_default_days between 1 and it".into(),
             ));
         }
         if !(60..=3600).contains(&self.sudo_window_secs) {

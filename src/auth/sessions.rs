@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Event, Who};
-use crate::models::{AuditKind, RefreshToken, RevokedSession, Session, User};
+use crate::models::{ApiKey, AuditKind, RefreshToken, RevokedSession, Session, User};
 use crate::peer::Peer;
 
 /// What kind of session a sign-in opens.
@@ -423,6 +423,32 @@ impl Sessions {
             .await?;
         self.revocations.add(&revoked);
         Ok(revoked.len())
+    }
+
+    /// Ends every session of a user except `keep` and revokes every API key of theirs, in one
+    /// transaction; returns how many sessions ended and the keys revoked.
+    pub async fn end_all_with_keys(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<(usize, Vec<ApiKey>), Error> {
+        let (uid, keep, now) = (
+            user_id.to_string(),
+            keep.map(str::to_string),
+            self.clock.db_now(),
+        );
+        let (revoked, keys) = self
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let revoked = Session::revoke_all_for_user(conn, &uid, keep.as_deref())?;
+                    let keys = ApiKey::revoke_all_for_user(conn, &uid, now)?;
+                    Ok((revoked, keys))
+                })
+            })
+            .await?;
+        self.revocations.add(&revoked);
+        Ok((revoked.len(), keys))
     }
 
     /// Refuses sessions revoked by a committed change on this instance at once (other instances

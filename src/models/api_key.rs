@@ -174,4 +174,32 @@ impl ApiKey {
             .execute(conn)?;
         Ok(Some(key))
     }
+
+    /// Revokes every active key of `user_id` (log out everywhere, a password change, an
+    /// admin ending their sessions, disabling them, a two-factor reset); returns the keys it
+    /// revoked.
+    pub fn revoke_all_for_user(
+        conn: &mut DbConnection,
+        user_id: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<Vec<ApiKey>, Error> {
+        let active = api_keys::table
+            .filter(api_keys::user_id.eq(user_id))
+            .filter(api_keys::revoked_at.is_null())
+            .select(ApiKey::as_select())
+            .load(conn)?;
+        diesel::update(
+            api_keys::table
+                .filter(api_keys::user_id.eq(user_id))
+                .filter(api_keys::revoked_at.is_null()),
+        )
+        .set(api_keys::revoked_at.eq(Some(now)))
+        .execute(conn)?;
+        Ok(active)
+    }
+
+    /// What the audit trail says about this key when it is revoked for `cause`.
+    pub fn revoked_detail(&self, cause: &str) -> String {
+        format!("{} {}, {cause}", self.prefix, self.name)
+    }
 }

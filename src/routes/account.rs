@@ -6,10 +6,10 @@ use serde_json::json;
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
 use crate::error::Error;
 use crate::events::Who;
-use crate::models::{AuditKind, User};
+use crate::models::{ApiKey, AuditKind, User};
 use crate::routes::services::Services;
 use crate::validation::{self, field, FieldErrors, PASSWORD_MAX_CHARS};
-use crate::view::{wait_words, FormOutcome, Page, PageContext, SessionView, UserView};
+use crate::view::{wait_words, FormOutcome, KeyView, Page, PageContext, SessionView, UserView};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -94,6 +94,8 @@ async fn change_password(
         form.submitted("new_password"),
         form.submitted("new_password_confirm"),
     );
+    // The box offering to revoke every API key too (ticked by default on the page).
+    let revoke_keys = form.submitted("revoke_keys") == "on";
     let (mut errors, current, new, confirm) = match form.parsed() {
         Ok(change) => (
             FieldErrors::new(),
@@ -152,10 +154,17 @@ async fn change_password(
     site.db
         .run(move |conn| User::set_password_hash(conn, &id, &hash, now))
         .await?;
-    let ended = site
-        .sessions
-        .end_all_for_user(&row.id, Some(&user.session_id))
-        .await?;
+    let (ended, keys) = if revoke_keys {
+        site.sessions
+            .end_all_with_keys(&row.id, Some(&user.session_id))
+            .await?
+    } else {
+        let ended = site
+            .sessions
+            .end_all_for_user(&row.id, Some(&user.session_id))
+            .await?;
+        (ended, Vec::new())
+    };
     let who = Who::user(&row.id, &row.username);
     site.record_own(AuditKind::PasswordChanged, who, None).await;
     if ended > 0 {
@@ -163,14 +172,20 @@ async fn change_password(
         site.record_own(AuditKind::SessionsRevoked, who, Some(detail))
             .await;
     }
-    let message = match ended {
+    site.record_keys_revoked(who, &keys, "after password change")
+        .await;
+    let mut message = match ended {
         0 => "Your password has been changed.".to_string(),
         n => format!("Your password has been changed and {n} other session(s) were signed out."),
     };
+    if !keys.is_empty() {
+        message.push_str(&format!(" {} API key(s) were revoked.", keys.len()));
+    }
     Ok(FormOutcome::success("/account", message))
 }
 
-/// Your active sessions, each with a sign-out button.
+/// Your active sessions, each with a sign-out button, and your active API keys (they are a way
+/// in too).
 #[rocket::get("/account/sessions")]
 async fn devices(
     user: CurrentUser,
@@ -182,10 +197,20 @@ async fn devices(
         .iter()
         .map(|s| SessionView::of(s, Some(&user.session_id)))
         .collect();
+    let (uid, now) = (user.id.clone(), site.now());
+    let keys = site
+        .db
+        .run(move |conn| ApiKey::for_user(conn, &uid))
+        .await?;
+    let keys: Vec<_> = keys
+        .iter()
+        .map(|k| KeyView::of(k, now))
+        .filter(|k| k.status == "active")
+        .collect();
     Ok(ctx.page(
         "account/sessions",
         "Your devices",
-        json!({ "sessions": views }),
+        json!({ "sessions": views, "keys": keys }),
     ))
 }
 
@@ -233,7 +258,7 @@ async fn revoke_other_devices(
     ))
 }
 
-/// Signs out every session, this one included.
+/// Signs out every session, this one included, and revokes every API key.
 #[rocket::post("/account/logout-everywhere", data = "<_form>")]
 async fn logout_everywhere(
     user: CurrentUser,
@@ -241,9 +266,12 @@ async fn logout_everywhere(
     site: Services<'_>,
     jar: &CookieJar<'_>,
 ) -> Result<FormOutcome, Error> {
-    let n = site.sessions.end_all_for_user(&user.id, None).await?;
+    let (n, keys) = site.sessions.end_all_with_keys(&user.id, None).await?;
     site.sessions.clear_cookie(jar);
     record_revoked(&site, &user, &format!("{n} session(s), everywhere")).await;
+    let who = Who::user(&user.id, &user.username);
+    site.record_keys_revoked(who, &keys, "signed out everywhere")
+        .await;
     Ok(FormOutcome::success(
         "/",
         "You have been signed out everywhere.",

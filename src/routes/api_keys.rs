@@ -55,7 +55,8 @@ impl<'v> FromFormField<'v> for Scope {
     }
 }
 
-/// Days until the key expires, 1 to 365; empty (or absent) for never.
+/// Days until the key expires, a whole number from 1; empty (or absent) for the site's default.
+/// The site's maximum (`api_key_max_days`) is checked by the handler.
 #[derive(Debug)]
 struct Days(Option<i64>);
 
@@ -63,11 +64,10 @@ impl<'v> FromFormField<'v> for Days {
     fn from_value(field: ValueField<'v>) -> form::Result<'v, Self> {
         let days = match field.value.trim() {
             "" => return Ok(Days(None)),
-            raw => raw.parse::<i64>().ok().filter(|d| (1..=365).contains(d)),
+            raw => raw.parse::<i64>().ok().filter(|d| (1..=3650).contains(d)),
         };
         days.map(|d| Days(Some(d))).ok_or_else(|| {
-            form::Error::validation("Enter a number of days from 1 to 365, or leave it empty.")
-                .into()
+            form::Error::validation("Enter a whole number of days, or leave it empty.").into()
         })
     }
 
@@ -88,7 +88,11 @@ async fn keys_page(
         .db
         .run(move |conn| ApiKey::for_user(conn, &uid))
         .await?;
+    let two_factor = site.has_two_factor(&user.id).await?;
     let mut context = json!({
+        "two_factor": two_factor,
+        "default_days": site.settings.api_key_default_days,
+        "max_days": site.settings.api_key_max_days,
         "keys": keys.iter().map(|k| KeyView::of(k, now)).collect::<Vec<_>>(),
         "new_key": "",
         "errors": {},
@@ -121,6 +125,7 @@ async fn create(
         "expires_in_days": form.submitted("expires_in_days").trim(),
         "scope": form.submitted("scope"),
     });
+    let code = form.submitted("code").to_string();
     let new = match form.parsed() {
         Ok(new) => new,
         Err(errors) => {
@@ -129,13 +134,37 @@ async fn create(
             return Ok((Status::UnprocessableEntity, page));
         }
     };
+    let (default_days, max_days) = (
+        site.settings.api_key_default_days,
+        site.settings.api_key_max_days,
+    );
+    let days = new.expires_in_days.0.unwrap_or(default_days);
+    let mut errors = FieldErrors::new();
+    if days > max_days {
+        errors.add(
+            "expires_in_days",
+            format!("Keys live at most {max_days} days. Enter a smaller number."),
+        );
+    }
+    // A key outlives the session: with two-factor on, it takes the current code too.
+    if site.has_two_factor(&user.id).await? && !site.code_ok(&user.id, &code, false).await? {
+        errors.add(
+            "code",
+            "That code is not right, or was already used. Enter the 6-digit code your app shows now.",
+        );
+    }
+    if !errors.is_empty() {
+        let extra = json!({ "errors": errors, "values": values });
+        let page = keys_page(ctx, &site, &user, extra).await?;
+        return Ok((Status::UnprocessableEntity, page));
+    }
     let now = site.now();
     let (key, secret) = ApiKey::generate(
         &user.id,
         new.name.trim(),
         new.scope.0,
         now,
-        new.expires_in_days.0.map(|d| now + Duration::days(d)),
+        Some(now + Duration::days(days)),
     );
     let (row, uid) = (key.clone(), user.id.clone());
     let stored = site

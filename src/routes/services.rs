@@ -7,10 +7,11 @@ use time::PrimitiveDateTime;
 
 use crate::auth::two_factor::{self, Redeemed};
 use crate::auth::{PasswordHasher, Sessions, Throttle};
+use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
-use crate::models::{AuditKind, TwoFactor, User};
+use crate::models::{ApiKey, AuditKind, TwoFactor, User};
 use crate::peer::Peer;
 use crate::validation::PASSWORD_MAX_CHARS;
 
@@ -26,6 +27,8 @@ pub struct Services<'r> {
     pub throttle: &'r Throttle,
     /// The audit trail.
     pub audit: &'r Audit,
+    /// The site's settings.
+    pub settings: &'r Settings,
     /// Who is asking.
     pub peer: Peer,
 }
@@ -42,17 +45,24 @@ impl<'r> FromRequest<'r> for Services<'r> {
             r.state::<PasswordHasher>(),
             r.state::<Throttle>(),
             r.state::<Audit>(),
+            r.state::<Settings>(),
         ) {
-            (Some(db), Some(sessions), Some(hasher), Some(throttle), Some(audit)) => {
-                Outcome::Success(Services {
-                    db,
-                    sessions,
-                    hasher,
-                    throttle,
-                    audit,
-                    peer: Peer::of(req),
-                })
-            }
+            (
+                Some(db),
+                Some(sessions),
+                Some(hasher),
+                Some(throttle),
+                Some(audit),
+                Some(settings),
+            ) => Outcome::Success(Services {
+                db,
+                sessions,
+                hasher,
+                throttle,
+                audit,
+                settings,
+                peer: Peer::of(req),
+            }),
             _ => Outcome::Error((Status::InternalServerError, ())),
         }
     }
@@ -110,6 +120,15 @@ impl Services<'_> {
     /// Now, as the database stores it (the site's clock, which tests move).
     pub fn now(&self) -> PrimitiveDateTime {
         self.sessions.clock().db_now()
+    }
+
+    /// Records the revocation of each of `keys`, done by the user themself, with its cause.
+    pub async fn record_keys_revoked(&self, who: Who<'_>, keys: &[ApiKey], cause: &str) {
+        for key in keys {
+            let detail = key.revoked_detail(cause);
+            self.record_own(AuditKind::ApiKeyRevoked, who, Some(detail))
+                .await;
+        }
     }
 
     /// Records something a user did to their own account.

@@ -511,8 +511,9 @@ fn key_form_input_is_validated() {
     for (name, scope, days, message) in [
         ("", "read", "", "Give the key a name"),
         ("x", "admin", "", "Choose read only or full access"),
-        ("x", "read", "0", "from 1 to 365"),
-        ("x", "read", "abc", "from 1 to 365"),
+        ("x", "read", "0", "Enter a whole number of days"),
+        ("x", "read", "abc", "Enter a whole number of days"),
+        ("x", "read", "366", "Keys live at most 365 days"),
     ] {
         let response = app.post_form(
             "/account/api-keys",
@@ -534,10 +535,11 @@ fn key_form_input_is_validated() {
 }
 
 #[test]
-fn admins_see_and_revoke_a_users_keys_and_disabled_owners_cannot_use_them() {
+fn admins_see_and_revoke_a_users_keys_and_disabling_revokes_them_for_good() {
     let app = spawn_app();
     let owner = app.sign_in_as("owner", Role::User);
     let key = create_key(&app, "cron", "full", "");
+    let backup = create_key(&app, "backup", "read", "");
     app.logout();
     app.sign_in_as("boss", Role::Admin);
     let page = app
@@ -547,16 +549,6 @@ fn admins_see_and_revoke_a_users_keys_and_disabled_owners_cannot_use_them() {
         .into_string()
         .unwrap();
     assert!(page.contains("cron") && page.contains(&key[..10]));
-    let response = app.post_form(&format!("/admin/users/{}/disable", owner.id), &[]);
-    assert_eq!(response.status(), Status::SeeOther);
-    drop(response);
-    assert_error(
-        exchange(&app.client, &key),
-        Status::Unauthorized,
-        "invalid_grant",
-    );
-    app.post_form(&format!("/admin/users/{}/enable", owner.id), &[]);
-    assert_eq!(exchange(&app.client, &key).status(), Status::Ok);
     let key_id = page
         .split(&format!("/admin/users/{}/api-keys/", owner.id))
         .nth(1)
@@ -571,9 +563,31 @@ fn admins_see_and_revoke_a_users_keys_and_disabled_owners_cannot_use_them() {
     );
     assert_eq!(response.status(), Status::SeeOther);
     drop(response);
+    // The page lists the newest key first: the admin revoked "backup".
+    let revoked_now = exchange(&app.client, &backup).status();
+    let cron_still = exchange(&app.client, &key).status();
+    assert_eq!(
+        (revoked_now, cron_still),
+        (Status::Unauthorized, Status::Ok)
+    );
+
+    let response = app.post_form(&format!("/admin/users/{}/disable", owner.id), &[]);
+    assert_eq!(response.status(), Status::SeeOther);
+    drop(response);
     assert_error(
         exchange(&app.client, &key),
         Status::Unauthorized,
         "invalid_grant",
+    );
+    // Re-enabling does not bring the keys back: a disabled account keeps no way in.
+    app.post_form(&format!("/admin/users/{}/enable", owner.id), &[]);
+    assert_eq!(exchange(&app.client, &key).status(), Status::Unauthorized);
+    let causes: Vec<String> = audit_events(&app, "api_key_revoked")
+        .into_iter()
+        .filter_map(|e| e.detail)
+        .collect();
+    assert!(
+        causes.iter().any(|d| d.contains("cron, account disabled")),
+        "{causes:?}"
     );
 }

@@ -15,6 +15,7 @@ mod headers;
 mod health;
 mod html;
 mod jwks;
+mod key_lifecycle;
 #[cfg(unix)]
 mod key_reload_signal;
 mod keys;

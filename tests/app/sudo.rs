@@ -183,7 +183,19 @@ fn a_two_factor_user_confirms_with_a_code_before_making_an_api_key() {
     assert_eq!(location(&response), "/account/api-keys");
     drop(response);
 
+    // Sudo mode, and with two-factor on the key takes the current code as well.
     let response = post_from(&app, "/account/api-keys", "/account/api-keys", &make);
+    assert_eq!(response.status(), Status::UnprocessableEntity);
+    assert!(response
+        .into_string()
+        .unwrap()
+        .contains("That code is not right"));
+    assert_eq!(keys(), 0);
+    app.clock().advance(Duration::seconds(30));
+    let code = code_at(&secret, app.clock().now()).unwrap();
+    let mut with_code = make.to_vec();
+    with_code.push(("code", &code));
+    let response = post_from(&app, "/account/api-keys", "/account/api-keys", &with_code);
     assert_eq!(response.status(), Status::Ok);
     drop(response);
     assert_eq!(keys(), 1);

@@ -13,7 +13,7 @@ use crate::auth::{Admin, AuthFailure, Sudo};
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::events::{Event, Who};
-use crate::models::{AuditKind, Session, User};
+use crate::models::{ApiKey, AuditKind, Session, User};
 use crate::peer::Peer;
 use crate::routes::services::Services;
 use crate::view::FormOutcome;
@@ -69,6 +69,18 @@ fn event<'a>(peer: &'a Peer, actor: Who<'a>, user: &'a User, record: &Record) ->
     }
 }
 
+/// What else ends with a change to a user, and why (for the audit trail).
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    /// Nothing else.
+    Nothing,
+    /// Every session of theirs.
+    Sessions(&'a str),
+    /// Every session and every API key of theirs: a change that must leave them no way in
+    /// (disabling, a two-factor reset).
+    SessionsAndKeys(&'a str),
+}
+
 /// The audit record of one change: what, and an optional detail.
 pub struct Record {
     kind: AuditKind,
@@ -121,16 +133,12 @@ impl AdminAction<'_> {
         self.site.audit.record(event).await;
     }
 
-    /// Applies `change` to user `id` (given the connection, the id and now), records it and — with `end_sessions`, the reason — ends
-    /// every session of theirs, all in one transaction: if any part fails, nothing changed
+    /// Applies `change` to user `id` (given the connection, the id and now), records it and
+    /// ends what `ending` says (every session, and maybe every API key, of theirs, each
+    /// revocation audited with its cause), all in one transaction: if any part fails, nothing changed
     /// (answered with 503), and a demoted or disabled user keeps no session. The ended sessions
     /// are refused on every instance within a second. Returns the user as the change left them.
-    pub async fn change<F>(
-        &self,
-        id: &str,
-        change: F,
-        end_sessions: Option<&str>,
-    ) -> Result<User, Error>
+    pub async fn change<F>(&self, id: &str, change: F, ending: Ending<'_>) -> Result<User, Error>
     where
         F: FnOnce(&mut DbConnection, &str, PrimitiveDateTime) -> Result<(User, Record), Error>
             + Send
@@ -139,7 +147,11 @@ impl AdminAction<'_> {
         let (id, now) = (id.to_string(), self.site.now());
         let (admin, peer) = (self.admin.0.clone(), self.site.peer.clone());
         let clock = self.site.sessions.clock().clone();
-        let end_why = end_sessions.map(str::to_string);
+        let (end_why, keys_too) = match ending {
+            Ending::Nothing => (None, false),
+            Ending::Sessions(why) => (Some(why.to_string()), false),
+            Ending::SessionsAndKeys(why) => (Some(why.to_string()), true),
+        };
         let (user, revoked) = self
             .site
             .db
@@ -156,6 +168,14 @@ impl AdminAction<'_> {
                                 kind: AuditKind::SessionsRevoked,
                                 detail: Some(format!("{} session(s), {why}", revoked.len())),
                             });
+                        }
+                        if keys_too {
+                            for key in ApiKey::revoke_all_for_user(conn, &user.id, now)? {
+                                records.push(Record {
+                                    kind: AuditKind::ApiKeyRevoked,
+                                    detail: Some(key.revoked_detail(why)),
+                                });
+                            }
                         }
                     }
                     for record in &records {

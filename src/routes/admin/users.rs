@@ -5,7 +5,7 @@ use rocket::form::{self, FromFormField, ValueField};
 use serde::Serialize;
 use serde_json::json;
 
-use super::action::{AdminAction, Record};
+use super::action::{AdminAction, Ending, Record};
 use super::query_text;
 use crate::auth::{Admin, CsrfForm, CsrfOnly};
 use crate::error::Error;
@@ -181,7 +181,7 @@ async fn change_role(
                     Record::new(AuditKind::RoleChanged, Some(role.as_str())),
                 ))
             },
-            Some("role changed"),
+            Ending::Sessions("role changed"),
         )
         .await;
     let changed = match changed {
@@ -223,7 +223,10 @@ async fn set_disabled(
                 let user = User::set_disabled(conn, id, disabled, now)?;
                 Ok((user, Record::new(kind, None)))
             },
-            disabled.then_some("account disabled"),
+            match disabled {
+                true => Ending::SessionsAndKeys("account disabled"),
+                false => Ending::Nothing,
+            },
         )
         .await;
     let changed = match changed {
@@ -298,7 +301,7 @@ async fn reset_two_factor(
                 let detail = Some("reset by an administrator");
                 Ok((user, Record::new(AuditKind::TwoFactorDisabled, detail)))
             },
-            Some("two-factor reset"),
+            Ending::SessionsAndKeys("two-factor reset"),
         )
         .await;
     match changed {
@@ -310,7 +313,7 @@ async fn reset_two_factor(
     }
 }
 
-/// Ends every session of a user.
+/// Ends every session of a user and revokes their API keys.
 #[rocket::post("/admin/users/<id>/sessions/revoke", data = "<_form>")]
 async fn revoke_sessions(
     action: AdminAction<'_>,
@@ -320,10 +323,10 @@ async fn revoke_sessions(
     let Some(user) = action.find_user(id).await? else {
         return Ok(action.refused("That user no longer exists."));
     };
-    let n = action
+    let (n, keys) = action
         .site
         .sessions
-        .end_all_for_user(&user.id, None)
+        .end_all_with_keys(&user.id, None)
         .await?;
     if n > 0 {
         let detail = format!("{n} session(s), by an administrator");
@@ -334,7 +337,17 @@ async fn revoke_sessions(
             )
             .await;
     }
-    Ok(action.done(format!("Ended {n} session(s) of {}.", user.username)))
+    for key in &keys {
+        let detail = key.revoked_detail("sessions ended by an administrator");
+        action
+            .record(&user, Record::new(AuditKind::ApiKeyRevoked, Some(&detail)))
+            .await;
+    }
+    Ok(action.done(format!(
+        "Ended {n} session(s) and revoked {} API key(s) of {}.",
+        keys.len(),
+        user.username
+    )))
 }
 
 /// Ends one session of a user.

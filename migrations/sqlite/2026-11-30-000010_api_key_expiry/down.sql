@@ -1,0 +1,2 @@
+-- Irreversible by design: the expiry given to keys that had none is not undone.
+SELECT 1;
