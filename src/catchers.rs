@@ -10,7 +10,9 @@ use crate::allow::{allow_header, methods_if_not_allowed};
 use crate::auth::next::referer_path;
 use crate::auth::{AdminRequired, CsrfRejected, SudoRequired};
 use crate::auth::{AuthState, CsrfToken, Sessions};
+use crate::db::Db;
 use crate::json::ApiError;
+use crate::models::TwoFactor;
 use crate::text::percent_encode;
 use crate::view::{page, Page};
 
@@ -34,6 +36,25 @@ pub enum Caught {
     PageWith(Custom<Page>, Header<'static>),
     /// Off to "Confirm it's you", then back.
     Confirm(Redirect),
+}
+
+/// An admin whose session did not pass two-factor, on the panel: never a dead end. Without
+/// two-factor yet, off to set it up (enabling it makes this session a two-factor one); with it,
+/// "Confirm it's you" with a code, which does the same. `None` when the database cannot say.
+async fn two_factor_first(req: &Request<'_>) -> Option<Caught> {
+    let user_id = AuthState::of(req).await.user()?.id.clone();
+    let db = req.rocket().state::<Db>()?;
+    let enrolled = db
+        .run(move |conn| Ok(TwoFactor::enabled(conn, &user_id)?.is_some()))
+        .await
+        .ok()?;
+    if enrolled {
+        return Some(confirm_first(req));
+    }
+    Some(Caught::SignIn(Flash::warning(
+        Redirect::to("/account/two-factor"),
+        "The admin panel needs two-factor sign-in. Set it up here first; then the panel opens.",
+    )))
 }
 
 /// Sudo mode refused: "Confirm it's you", then back to this page (a GET) or to the page the
@@ -188,6 +209,13 @@ async fn default(status: Status, req: &Request<'_>) -> Caught {
     let sudo = status == Status::Forbidden && req.local_cache(|| None::<SudoRequired>).is_some();
     if sudo && !is_api(req) {
         return confirm_first(req);
+    }
+    let needs_two_factor = status == Status::Forbidden
+        && req.local_cache(|| None::<AdminRequired>) == &Some(AdminRequired::TwoFactor);
+    if needs_two_factor && !is_api(req) {
+        if let Some(caught) = two_factor_first(req).await {
+            return caught;
+        }
     }
     if is_api(req) {
         let error = api_error(status, req);

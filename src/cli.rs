@@ -246,6 +246,13 @@ fn create_admin(username: &str, email: &str) -> Result<(), Error> {
                 .detail("created with latchkey create-admin")
                 .record_with(&mut conn, &clock)?;
             println!("created administrator {} <{}>", user.username, user.email);
+            if settings.admin_requires_two_factor {
+                println!(
+                    "next: sign in as {} and set up two-factor sign-in (an authenticator app); \
+                     the admin panel asks for it first",
+                    user.username
+                );
+            }
             Ok(())
         }
         Err(_) => Err(Error::Config(format!(

@@ -128,7 +128,7 @@ impl Default for Settings {
             hash_concurrency: 0,
             static_dir: "static".into(),
             instance_name: None,
-            admin_requires_two_factor: false,
+            admin_requires_two_factor: true,
         }
     }
 }

@@ -241,16 +241,22 @@ impl Sessions {
         })
     }
 
-    /// Records a fresh proof of the person for session `sid` of `user_id` (sudo mode) and
-    /// returns a new access token carrying it (`auth_time`); `None` when the session is over or
-    /// the user is gone or disabled. The refresh value stays as it is.
-    pub async fn reauthenticate(&self, sid: &str, user_id: &str) -> Result<Option<Started>, Error> {
+    /// Records a fresh proof of the person for session `sid` of `user_id` (sudo mode; with
+    /// `second_factor`, a proof that included a two-factor code, which makes the session a
+    /// two-factor one) and returns a new access token carrying it (`auth_time`, `amr`); `None`
+    /// when the session is over or the user is gone or disabled. The refresh value stays.
+    pub async fn reauthenticate(
+        &self,
+        sid: &str,
+        user_id: &str,
+        second_factor: bool,
+    ) -> Result<Option<Started>, Error> {
         let (sid, user_id, now) = (sid.to_string(), user_id.to_string(), self.clock.db_now());
         let found = self
             .db
             .run(move |conn| {
                 conn.transaction(|conn| {
-                    if !Session::reauthenticate(conn, &sid, now)? {
+                    if !Session::reauthenticate(conn, &sid, now, second_factor)? {
                         return Ok(None);
                     }
                     let session = Session::find(conn, &sid)?.filter(|s| s.user_id == user_id);

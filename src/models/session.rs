@@ -79,20 +79,27 @@ impl Session {
         }
     }
 
-    /// Records a fresh proof (sudo mode) for a live session; whether there was one to update.
+    /// Records a fresh proof (sudo mode) for a live session — with `second_factor`, one that
+    /// included a two-factor code, so the session now counts as a two-factor sign-in; whether
+    /// there was one to update.
     pub fn reauthenticate(
         conn: &mut DbConnection,
         id: &str,
         now: PrimitiveDateTime,
+        second_factor: bool,
     ) -> Result<bool, Error> {
-        let updated = diesel::update(
-            sessions::table
-                .find(id)
-                .filter(sessions::revoked_at.is_null())
-                .filter(sessions::expires_at.gt(now)),
-        )
-        .set(sessions::authenticated_at.eq(Some(now)))
-        .execute(conn)?;
+        let live = sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now));
+        if second_factor {
+            diesel::update(live)
+                .set(sessions::two_factor.eq(true))
+                .execute(conn)?;
+        }
+        let updated = diesel::update(live)
+            .set(sessions::authenticated_at.eq(Some(now)))
+            .execute(conn)?;
         Ok(updated == 1)
     }
 

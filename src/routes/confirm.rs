@@ -116,7 +116,7 @@ async fn confirm(
     let started = match user.via {
         Via::Cookie => {
             site.sessions
-                .reauthenticate(&user.session_id, &user.id)
+                .reauthenticate(&user.session_id, &user.id, two_factor)
                 .await?
         }
         Via::Bearer => None,

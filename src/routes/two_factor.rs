@@ -4,7 +4,9 @@
 use serde_json::{json, Value};
 
 use crate::auth::two_factor;
-use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
+use rocket::http::CookieJar;
+
+use crate::auth::{CsrfForm, CsrfOnly, CurrentUser, Via};
 use crate::error::Error;
 use crate::events::Who;
 use crate::models::{AuditKind, RecoveryCode, TwoFactor};
@@ -168,6 +170,7 @@ async fn enable(
     form: CsrfForm<'_, PasswordAndCode>,
     ctx: PageContext<'_>,
     site: Services<'_>,
+    jar: &CookieJar<'_>,
 ) -> Result<FormOutcome, Error> {
     if let Err(wait) = site.throttle.password_change(&user.id) {
         return too_many(ctx, &site, &user, wait).await;
@@ -214,6 +217,17 @@ async fn enable(
     let who = Who::user(&user.id, &user.username);
     site.record_own(AuditKind::TwoFactorEnabled, who, None)
         .await;
+    // The password and a code were just given: this session now counts as a two-factor
+    // sign-in (an admin enrolling goes straight on to the panel) and as a fresh proof.
+    if user.via == Via::Cookie {
+        if let Some(started) = site
+            .sessions
+            .reauthenticate(&user.session_id, &user.id, true)
+            .await?
+        {
+            site.sessions.set_cookie(jar, &started);
+        }
+    }
     let shown = settings_page(ctx, &site, &user, &FieldErrors::new(), Some(&codes)).await?;
     Ok(FormOutcome::Show(shown))
 }

@@ -133,9 +133,12 @@ fn role_change_takes_effect_at_next_sign_in() {
         .unwrap()
         .contains("rise is now an admin."));
 
+    // A new admin signs in with a password alone: the panel leads them to set up two-factor.
     app.logout();
     app.login("rise", PASSWORD);
-    assert_eq!(app.client.get("/admin").dispatch().status(), Status::Ok);
+    let response = app.client.get("/admin").dispatch();
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response), "/account/two-factor");
 }
 
 #[test]
@@ -181,7 +184,7 @@ fn disable_blocks_sign_in_and_enable_restores_it() {
     app.logout();
     assert_eq!(app.login("tina", PASSWORD).status(), Status::Forbidden);
 
-    app.login("boss", PASSWORD);
+    app.sign_in_again("boss");
     let response = app.post_form(&format!("/admin/users/{}/enable", target.id), &[]);
     assert_eq!(response.status(), Status::SeeOther);
     drop(response);
@@ -286,7 +289,7 @@ fn audit_count(app: &TestApp, kind: &str) -> usize {
 
 #[test]
 fn a_role_change_whose_session_revocation_fails_changes_nothing_and_answers_503() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     let deputy = app.create_user("deputy", Role::Admin);
     let deputy_client = second_instance(&app);
     let deputy_token = login_on(&deputy_client, "deputy", None);

@@ -247,7 +247,7 @@ fn api_sessions_show_on_the_devices_page_and_can_be_revoked_there() {
 
 #[test]
 fn admin_list_needs_the_admin_role() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     app.create_user("boss", Role::Admin);
     app.create_user("pleb", Role::User);
     let admin = api_token(&app.client, "boss");

@@ -48,7 +48,7 @@ const REFUSED: (Status, Status) = (Status::Unauthorized, Status::SeeOther);
 #[test]
 fn tokens_carry_no_personal_data_and_say_what_they_are() {
     let app = spawn_app();
-    app.sign_in_as("ada", Role::User);
+    app.sign_in_as("quill", Role::User);
     let token = app.session_cookie().unwrap().value().to_string();
     let payload = claims_of(&token);
     let keys: Vec<&str> = payload
@@ -79,7 +79,7 @@ fn tokens_carry_no_personal_data_and_say_what_they_are() {
         "{payload}"
     );
     assert!(
-        !payload.to_string().contains("ada"),
+        !payload.to_string().contains("quill"),
         "no username: {payload}"
     );
     assert!(
@@ -103,7 +103,7 @@ fn tokens_carry_no_personal_data_and_say_what_they_are() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(me["username"], "ada");
+    assert_eq!(me["username"], "quill");
     assert!(me["email"].as_str().unwrap().contains('@'));
     assert!(app
         .client
@@ -111,7 +111,7 @@ fn tokens_carry_no_personal_data_and_say_what_they_are() {
         .dispatch()
         .into_string()
         .unwrap()
-        .contains("ada"));
+        .contains("quill"));
 }
 
 #[test]

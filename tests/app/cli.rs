@@ -52,8 +52,46 @@ fn create_admin_reads_the_password_from_stdin_and_the_admin_can_use_the_panel() 
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("created administrator chief"));
+    assert!(
+        text(&out.stdout).contains("set up two-factor sign-in"),
+        "says what comes next"
+    );
     assert_eq!(app.user("chief").unwrap().role, "admin");
+    // The first run: sign in, the panel leads to enrolment, enrol, the panel opens.
     assert_eq!(app.login("chief", PASSWORD).status(), Status::SeeOther);
+    let response = app.client.get("/admin").dispatch();
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response), "/account/two-factor");
+    drop(response);
+    let page = app
+        .client
+        .get("/account/two-factor")
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("The admin panel needs two-factor sign-in."));
+    assert_eq!(
+        app.post_form("/account/two-factor/setup", &[]).status(),
+        Status::SeeOther
+    );
+    let page = app
+        .client
+        .get("/account/two-factor")
+        .dispatch()
+        .into_string()
+        .unwrap();
+    let marker = r#"<code class="secret">"#;
+    let at = page.find(marker).expect("the key to type in") + marker.len();
+    let secret: String = page[at..at + page[at..].find('<').unwrap()]
+        .split_whitespace()
+        .collect();
+    let code = latchkey::auth::two_factor::code_at(&secret, app.clock().now()).unwrap();
+    let response = app.post_form(
+        "/account/two-factor/enable",
+        &[("code", &code), ("password", PASSWORD)],
+    );
+    assert_eq!(response.status(), Status::Ok);
+    assert!(response.into_string().unwrap().contains(r#"href="/admin""#));
     assert_eq!(app.client.get("/admin").dispatch().status(), Status::Ok);
 }
 

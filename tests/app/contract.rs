@@ -115,7 +115,7 @@ fn users_page(app: &TestApp, auth: &Header<'static>, query: &str) -> (Status, Va
 
 #[test]
 fn admin_users_query_parameters_are_checked_as_documented() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     app.create_user("chief", Role::Admin);
     let auth = bearer(&app, "chief");
     let spec = spec(&app);

@@ -203,7 +203,7 @@ fn send<'c>(
 
 #[test]
 fn every_form_without_a_token_is_refused_and_changes_nothing() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     let t = setup(&app);
     for (method, uri, fields) in post_routes(&app, &t) {
         assert_refused_page(send(&app, method, &uri, &fields, &[]), &uri);
@@ -213,7 +213,7 @@ fn every_form_without_a_token_is_refused_and_changes_nothing() {
 
 #[test]
 fn every_form_with_a_wrong_token_is_refused_and_changes_nothing() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     let t = setup(&app);
     // A token that is well-formed but made for another session.
     let other = second_instance(&app);
@@ -230,7 +230,7 @@ fn every_form_with_a_wrong_token_is_refused_and_changes_nothing() {
 
 #[test]
 fn every_form_posted_from_another_origin_is_refused_even_with_a_valid_token() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     let t = setup(&app);
     for (method, uri, fields) in post_routes(&app, &t) {
         for (name, value) in [
@@ -257,7 +257,7 @@ fn every_form_posted_from_another_origin_is_refused_even_with_a_valid_token() {
 
 #[test]
 fn same_origin_headers_are_accepted() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     app.create_user("boss", Role::Admin);
     let token = app.csrf_token();
     let response = app
@@ -302,7 +302,7 @@ fn a_configured_public_origin_is_the_only_one_accepted() {
 
 #[test]
 fn the_login_form_token_is_bound_to_the_pre_session_cookie() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     app.create_user("boss", Role::Admin);
     let page = app.client.get("/login").dispatch();
     let cookie = page
@@ -329,7 +329,7 @@ fn the_login_form_token_is_bound_to_the_pre_session_cookie() {
 
 #[test]
 fn every_post_form_on_every_page_carries_the_token() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     let target = setup(&app).user_id;
     for page in [
         "/",

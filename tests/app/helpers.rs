@@ -26,6 +26,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// A hand-made token to send as the cookie (see [`TestApp::set_token`]).
     token: std::cell::RefCell<Option<String>>,
+    /// The authenticator secrets of users enrolled by [`TestApp::sign_in_as`], by username.
+    secrets: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 /// A site with default test settings.
@@ -45,7 +47,15 @@ pub fn spawn_app_with(adjust: impl FnOnce(Figment) -> Figment) -> TestApp {
         db,
         dir,
         token: Default::default(),
+        secrets: Default::default(),
     }
+}
+
+/// A site that lets admins use the panel after a password alone (`admin_requires_two_factor`
+/// off), for tests about something else that sign admins in through other channels (a second
+/// instance's client, a Bearer token).
+pub fn spawn_app_without_admin_two_factor() -> TestApp {
+    spawn_app_with(|f| f.merge(("admin_requires_two_factor", false)))
 }
 
 /// A second instance on the same database and settings (a different process, as far as state goes).
@@ -150,12 +160,67 @@ impl TestApp {
         User::create(&mut conn, &new).unwrap().unwrap()
     }
 
-    /// Creates a user and signs in as them.
+    /// Creates a user and signs in as them. An admin, when the site requires two-factor of
+    /// admins (the default), is enrolled first and signs in with a code, as a real one must.
     pub fn sign_in_as(&self, username: &str, role: Role) -> User {
         let user = self.create_user(username, role);
+        let required = self
+            .client
+            .rocket()
+            .state::<latchkey::config::Settings>()
+            .is_some_and(|s| s.admin_requires_two_factor);
+        if role == Role::Admin && required {
+            let (secret, _) = self.enable_two_factor(&user);
+            self.secrets
+                .borrow_mut()
+                .insert(username.to_string(), secret);
+            let response = self.login(username, PASSWORD);
+            assert_eq!(
+                response.status(),
+                Status::SeeOther,
+                "password of {username}"
+            );
+            let step = location(&response);
+            drop(response);
+            let code = self.code_for(username);
+            let response = self.post_form(&step, &[("code", &code)]);
+            assert_eq!(response.status(), Status::SeeOther, "code of {username}");
+            return user;
+        }
         let response = self.login(username, PASSWORD);
         assert_eq!(response.status(), Status::SeeOther, "sign-in as {username}");
         user
+    }
+
+    /// Signs `username` in again through the form: the password, then (when they have an app,
+    /// enrolled by [`TestApp::sign_in_as`]) its code.
+    pub fn sign_in_again(&self, username: &str) {
+        let response = self.login(username, PASSWORD);
+        assert_eq!(
+            response.status(),
+            Status::SeeOther,
+            "password of {username}"
+        );
+        let step = location(&response);
+        drop(response);
+        if step.starts_with("/login/two-factor") {
+            let code = self.code_for(username);
+            let response = self.post_form(&step, &[("code", &code)]);
+            assert_eq!(response.status(), Status::SeeOther, "code of {username}");
+        }
+    }
+
+    /// The code the authenticator app of `username` (enrolled by [`TestApp::sign_in_as`]) shows
+    /// now; moves the clock on to the next 30-second step first, so each call gives an unused code.
+    pub fn code_for(&self, username: &str) -> String {
+        let secret = self
+            .secrets
+            .borrow()
+            .get(username)
+            .cloned()
+            .expect("enrolled");
+        self.clock().advance(time::Duration::seconds(30));
+        latchkey::auth::two_factor::code_at(&secret, self.clock().now()).unwrap()
     }
 
     /// Turns two-factor on for `user` straight in the database (the set-up pages have their

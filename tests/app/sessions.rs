@@ -232,7 +232,7 @@ fn password_change_on_one_instance_ends_other_sessions_everywhere_within_a_secon
 
 #[test]
 fn a_demoted_admin_loses_the_panel_on_every_instance_within_a_second() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     let deputy = app.sign_in_as("deputy", Role::Admin);
     let deputy_token = app.session_cookie().unwrap().value().to_string();
     assert_eq!(
@@ -257,7 +257,7 @@ fn a_demoted_admin_loses_the_panel_on_every_instance_within_a_second() {
 
 #[test]
 fn a_disabled_user_is_signed_out_everywhere() {
-    let app = spawn_app();
+    let app = spawn_app_without_admin_two_factor();
     let victim = app.sign_in_as("vic", Role::User);
     let vic_token = app.session_cookie().unwrap().value().to_string();
     app.create_user("boss", Role::Admin);

@@ -70,17 +70,19 @@ fn an_admin_change_after_the_window_asks_to_confirm_then_applies() {
     assert_eq!(response.status(), Status::Ok);
     let body = response.into_string().unwrap();
     assert!(body.contains("Confirm it&#x27;s you") || body.contains("Confirm it's you"));
-    assert!(body.contains(r#"autocomplete="current-password""#));
+    // Admins use two-factor: the proof is the app's current code.
+    assert!(body.contains(r#"autocomplete="one-time-code""#));
 
-    let response = app.post_form(&confirm, &[("password", "not-the-password")]);
+    let response = app.post_form(&confirm, &[("code", "000000")]);
     assert_eq!(response.status(), Status::UnprocessableEntity);
     assert!(response
         .into_string()
         .unwrap()
-        .contains("That is not your password."));
+        .contains("That code is not right"));
     assert_eq!(audit_events(&app, "sudo_failed").len(), 1);
 
-    let response = app.post_form(&confirm, &[("password", PASSWORD)]);
+    let code = app.code_for("boss");
+    let response = app.post_form(&confirm, &[("code", &code)]);
     assert_eq!(response.status(), Status::SeeOther);
     assert_eq!(location(&response), page);
     drop(response);
@@ -202,9 +204,44 @@ fn a_two_factor_user_confirms_with_a_code_before_making_an_api_key() {
 }
 
 #[test]
+fn a_user_without_two_factor_confirms_with_the_password_before_making_an_api_key() {
+    let app = spawn_app();
+    let user = app.sign_in_as("kit", Role::User);
+    eleven_minutes(&app);
+    let make = [("name", "cron"), ("scope", "read"), ("expires_in_days", "")];
+    let response = post_from(&app, "/account/api-keys", "/account/api-keys", &make);
+    let confirm = location(&response);
+    assert_eq!(confirm, "/confirm?next=/account/api-keys");
+    drop(response);
+    let body = app
+        .client
+        .get(confirm.clone())
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(body.contains(r#"autocomplete="current-password""#));
+    let response = app.post_form(&confirm, &[("password", "not-the-password")]);
+    assert_eq!(response.status(), Status::UnprocessableEntity);
+    assert!(response
+        .into_string()
+        .unwrap()
+        .contains("That is not your password."));
+    assert_eq!(audit_events(&app, "sudo_failed").len(), 1);
+    let response = app.post_form(&confirm, &[("password", PASSWORD)]);
+    assert_eq!(location(&response), "/account/api-keys");
+    drop(response);
+    assert_eq!(audit_events(&app, "sudo_proof").len(), 1);
+    let response = post_from(&app, "/account/api-keys", "/account/api-keys", &make);
+    assert_eq!(response.status(), Status::Ok);
+    drop(response);
+    let keys = ApiKey::for_user(&mut app.pool().get().unwrap(), &user.id).unwrap();
+    assert_eq!(keys.len(), 1);
+}
+
+#[test]
 fn next_never_leaves_the_site() {
     let app = spawn_app();
-    app.sign_in_as("boss", Role::Admin);
+    app.sign_in_as("kit", Role::User);
     for next in [
         "https://evil.example/",
         "//evil.example/x",

@@ -576,16 +576,38 @@ fn with_admin_requires_two_factor_the_panel_needs_a_two_factor_sign_in() {
     let chief = app.create_user("chief", Role::Admin);
     app.create_user("deputy", Role::Admin);
 
-    // An admin signed in with a password alone: the panel says what to do.
+    // An admin signed in with a password alone and no app yet: led to set one up, never a
+    // dead end; every admin page and action does the same.
+    let deputy = app.user("deputy").unwrap();
     app.login("deputy", PASSWORD);
-    let response = app.client.get("/admin").dispatch();
-    assert_eq!(response.status(), Status::Forbidden);
-    assert!(response
-        .into_string()
-        .unwrap()
-        .contains("The admin panel asks for two-factor sign-in."));
+    for page in [
+        "/admin",
+        "/admin/audit",
+        &format!("/admin/users/{}", chief.id),
+    ] {
+        let response = app.client.get(page.to_string()).dispatch();
+        assert_eq!(response.status(), Status::SeeOther, "{page}");
+        assert_eq!(location(&response), "/account/two-factor", "{page}");
+    }
+    let response = app.post_form(&format!("/admin/users/{}/disable", chief.id), &[]);
+    assert_eq!(location(&response), "/account/two-factor");
+    drop(response);
+    assert!(!app.user("chief").unwrap().disabled);
     let listed = admin_api_status(&app, json!({"username": "deputy", "password": PASSWORD}));
     assert_eq!(listed, Status::Forbidden, "the admin API too");
+
+    // The app set up elsewhere, this session without a code: "Confirm it's you" with a code
+    // makes it a two-factor session, and the panel opens.
+    let (deputy_secret, _) = app.enable_two_factor(&deputy);
+    let response = app.client.get("/admin").dispatch();
+    assert_eq!(location(&response), "/confirm?next=/admin");
+    drop(response);
+    next_step(&app);
+    let code = code_now(&app, &deputy_secret);
+    let response = app.post_form("/confirm?next=/admin", &[("code", &code)]);
+    assert_eq!(location(&response), "/admin");
+    drop(response);
+    assert_eq!(app.client.get("/admin").dispatch().status(), Status::Ok);
     app.logout();
 
     // With two-factor, the same panel opens, in the browser and over the API.

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use latchkey::models::Role;
 
-use crate::flows::{sign_in, submit_sign_in};
+use crate::flows::{second_factor, sign_in, submit_sign_in};
 use crate::scene::Scene;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,9 +104,11 @@ async fn a_demoted_admin_loses_the_panel_within_a_second() {
             }
             eprintln!("the other instance refused the panel for a request sent {refused_at:?} after the demotion");
 
-            // Signing in again leads back to /admin, which is now the 403 page.
+            // Signing in again (password, then a code: the deputy still has two-factor) leads
+            // back to /admin, which is now the 403 page.
             browser.wait_for_path("/login").await;
             submit_sign_in(&browser, "deputy", crate::db::PASSWORD, false).await;
+            second_factor(&browser, &site_b, "deputy").await;
             browser.wait_for_path("/admin").await;
             assert_eq!(browser.text(".error-status").await, "403");
             assert!(

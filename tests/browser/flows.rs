@@ -4,12 +4,26 @@ use crate::chrome::Browser;
 use crate::db::PASSWORD;
 use crate::site::Site;
 
-/// Signs `username` in with the test password through the sign-in form and waits for the page
-/// it leads to (`/private` unless the form was opened with a `next`).
+/// Signs `username` in with the test password through the sign-in form — and, for an admin the
+/// test site enrolled in two-factor, one of their recovery codes at the code step — and waits
+/// for `/private`.
 pub async fn sign_in(browser: &Browser, site: &Site, username: &str, remember: bool) {
     browser.open(&site.url("/login")).await;
     submit_sign_in(browser, username, PASSWORD, remember).await;
+    if site.recovery_code_needed(username) {
+        second_factor(browser, site, username).await;
+    }
     browser.wait_for_path("/private").await;
+}
+
+/// At the code step of a sign-in, enters an unused recovery code of `username`.
+pub async fn second_factor(browser: &Browser, site: &Site, username: &str) {
+    browser.wait_for_path("/login/two-factor").await;
+    let code = site.recovery_code(username).expect("an enrolled admin");
+    browser.fill("code", &code).await;
+    browser
+        .click("form[action^='/login/two-factor'] button[type=submit]")
+        .await;
 }
 
 /// Fills in the sign-in form the browser shows and submits it (without waiting for where it

@@ -19,5 +19,6 @@ mod remember;
 mod signin;
 mod signout;
 mod signup;
+mod sudo;
 mod two_factor;
 mod width;

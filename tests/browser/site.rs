@@ -1,17 +1,29 @@
 //! The site served on a real local port (Rocket bound to port 0), as a browser reaches it.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use latchkey::auth::two_factor::{code_at, new_recovery_codes, new_secret};
 use latchkey::auth::PasswordHasher;
+use latchkey::clock::Clock;
 use latchkey::db::Db;
-use latchkey::models::{NewUser, Role, User};
+use latchkey::models::{NewUser, Role, TwoFactor, User};
 use rocket::fairing::AdHoc;
 use rocket::Shutdown;
 
 use crate::db::{base_figment, PASSWORD};
 
+/// The authenticator secret and unused recovery codes of each admin the tests enrolled, by
+/// database URL and username.
+type Enrolled = BTreeMap<(String, String), (String, Vec<String>)>;
+static ENROLLED: Mutex<Enrolled> = Mutex::new(BTreeMap::new());
+
 /// One running instance; several may share a database, like instances behind a balancer.
 pub struct Site {
     /// `http://127.0.0.1:<port>`
     pub origin: String,
+    database_url: String,
+    clock: Clock,
     db: Db,
     hasher: PasswordHasher,
     shutdown: Shutdown,
@@ -41,7 +53,8 @@ impl Site {
             Box::pin(async move {
                 let db = r.state::<Db>().expect("db managed").clone();
                 let hasher = r.state::<PasswordHasher>().expect("hasher managed").clone();
-                let _ = tx.send((r.config().port, db, hasher, r.shutdown()));
+                let clock = r.state::<Clock>().expect("clock managed").clone();
+                let _ = tx.send((r.config().port, db, hasher, clock, r.shutdown()));
             })
         }));
         tokio::spawn(async move {
@@ -49,13 +62,15 @@ impl Site {
                 eprintln!("the site stopped: {e}");
             }
         });
-        let (port, db, hasher, shutdown) =
+        let (port, db, hasher, clock, shutdown) =
             tokio::time::timeout(std::time::Duration::from_secs(30), rx)
                 .await
                 .expect("the site starts within 30 s")
                 .expect("the site starts");
         Site {
             origin: format!("http://127.0.0.1:{port}"),
+            database_url: database_url.to_string(),
+            clock,
             db,
             hasher,
             shutdown,
@@ -73,7 +88,36 @@ impl Site {
             .await
     }
 
-    /// Inserts a user with the test password and `email` straight into the database.
+    /// Whether `username` is an admin this site's database enrolled in two-factor.
+    pub fn recovery_code_needed(&self, username: &str) -> bool {
+        let key = (self.database_url.clone(), username.to_string());
+        ENROLLED
+            .lock()
+            .is_ok_and(|enrolled| enrolled.contains_key(&key))
+    }
+
+    /// An unused recovery code of an admin that [`Site::create_user`] enrolled in two-factor
+    /// (on this site's database, so any instance on it can sign them in).
+    pub fn recovery_code(&self, username: &str) -> Option<String> {
+        let key = (self.database_url.clone(), username.to_string());
+        ENROLLED.lock().ok()?.get_mut(&key)?.1.pop()
+    }
+
+    /// The code the authenticator app of an enrolled admin shows at the site's time now.
+    pub fn app_code(&self, username: &str) -> Option<String> {
+        let key = (self.database_url.clone(), username.to_string());
+        let secret = ENROLLED.lock().ok()?.get(&key)?.0.clone();
+        code_at(&secret, self.clock.now())
+    }
+
+    /// The site's clock (tests move it).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Inserts a user with the test password and `email` straight into the database. An admin
+    /// is enrolled in two-factor sign-in too, as the site requires of admins by default (see
+    /// [`Site::recovery_code`]).
     pub async fn create_user_with_email(&self, username: &str, email: &str, role: Role) -> User {
         let hash = self.hasher.hash(PASSWORD.to_string()).await.expect("hash");
         let new = NewUser::new(
@@ -83,11 +127,27 @@ impl Site {
             role,
             latchkey::clock::Clock::default().db_now(),
         );
-        self.db
+        let user = self
+            .db
             .run(move |conn| User::create(conn, &new))
             .await
             .expect("insert user")
-            .expect("username free")
+            .expect("username free");
+        if role == Role::Admin {
+            let (id, codes, secret) = (user.id.clone(), new_recovery_codes(), new_secret());
+            let (stored, shared) = (codes.clone(), secret.clone());
+            self.db
+                .run(move |conn| {
+                    let now = latchkey::clock::Clock::default().db_now();
+                    TwoFactor::begin_setup(conn, &id, &shared, now)?;
+                    TwoFactor::enable(conn, &id, 0, &stored, now)
+                })
+                .await
+                .expect("enrol the admin");
+            let key = (self.database_url.clone(), username.to_string());
+            ENROLLED.lock().unwrap().insert(key, (secret, codes));
+        }
+        user
     }
 
     /// The database, for a test that seeds rows through the library's models.

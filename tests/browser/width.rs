@@ -109,6 +109,7 @@ async fn account_and_admin_pages_fit_the_window_from_1280_to_320_px() {
     let site = scene.site().await;
     let me = seed(&site).await;
     let browser = scene.browser("main").await;
+    let newcomer = scene.browser("newcomer").await;
     scene
         .run(async {
             sign_in(&browser, &site, LONG_NAME, false).await;
@@ -129,21 +130,23 @@ async fn account_and_admin_pages_fit_the_window_from_1280_to_320_px() {
                     screenshot(&browser, width, height, &file).await;
                 }
             }
-            // The two-factor page while setting up: a QR code and a long key.
-            browser.open(&site.url("/account/two-factor")).await;
-            browser
+            // The two-factor page while setting up: a QR code and a long key (a user without
+            // two-factor yet: the admin already has it).
+            sign_in(&newcomer, &site, "ada", false).await;
+            newcomer.open(&site.url("/account/two-factor")).await;
+            newcomer
                 .click("form[action='/account/two-factor/setup'] button")
                 .await;
-            browser.find(".qr svg").await;
+            newcomer.find(".qr svg").await;
             for (width, height) in SIZES {
-                set_viewport(&browser, width, height).await;
-                browser.open(&site.url("/account/two-factor")).await;
-                browser.find(".qr svg").await;
+                set_viewport(&newcomer, width, height).await;
+                newcomer.open(&site.url("/account/two-factor")).await;
+                newcomer.find(".qr svg").await;
                 let page = "/account/two-factor (setting up)";
-                let shown = check(&browser, page, width, &mut failures).await;
+                let shown = check(&newcomer, page, width, &mut failures).await;
                 report.push(format!("{page} at {width} px: {shown}"));
                 let file = dir.join(format!("account-two-factor-setup-{width}.png"));
-                screenshot(&browser, width, height, &file).await;
+                screenshot(&newcomer, width, height, &file).await;
             }
             eprintln!(
                 "document width / page area, table content / table box:\n{}",
