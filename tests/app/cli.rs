@@ -63,23 +63,19 @@ fn create_admin_reads_the_password_from_stdin_and_the_admin_can_use_the_panel() 
     assert_eq!(response.status(), Status::SeeOther);
     assert_eq!(location(&response), "/account/two-factor");
     drop(response);
-    let page = app
-        .client
-        .get("/account/two-factor")
-        .dispatch()
-        .into_string()
-        .unwrap();
-    assert!(page.contains("The admin panel needs two-factor sign-in."));
+    let settings_page = || {
+        app.client
+            .get("/account/two-factor")
+            .dispatch()
+            .into_string()
+            .unwrap()
+    };
+    assert!(settings_page().contains("The admin panel needs two-factor sign-in."));
     assert_eq!(
         app.post_form("/account/two-factor/setup", &[]).status(),
         Status::SeeOther
     );
-    let page = app
-        .client
-        .get("/account/two-factor")
-        .dispatch()
-        .into_string()
-        .unwrap();
+    let page = settings_page();
     let marker = r#"<code class="secret">"#;
     let at = page.find(marker).expect("the key to type in") + marker.len();
     let secret: String = page[at..at + page[at..].find('<').unwrap()]

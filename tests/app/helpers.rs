@@ -174,21 +174,8 @@ impl TestApp {
             self.secrets
                 .borrow_mut()
                 .insert(username.to_string(), secret);
-            let response = self.login(username, PASSWORD);
-            assert_eq!(
-                response.status(),
-                Status::SeeOther,
-                "password of {username}"
-            );
-            let step = location(&response);
-            drop(response);
-            let code = self.code_for(username);
-            let response = self.post_form(&step, &[("code", &code)]);
-            assert_eq!(response.status(), Status::SeeOther, "code of {username}");
-            return user;
         }
-        let response = self.login(username, PASSWORD);
-        assert_eq!(response.status(), Status::SeeOther, "sign-in as {username}");
+        self.sign_in_again(username);
         user
     }
 
