@@ -52,11 +52,15 @@ pub enum AuditKind {
     RecoveryCodesReplaced,
     /// A refresh value that had already been replaced was presented again; the session was ended.
     RefreshReuse,
+    /// A browser that signed in was given a device cookie: its attempts skip the account's lockout.
+    DeviceTrustGranted,
+    /// A trusted device failed its own limit and lost its trust.
+    DeviceTrustRevoked,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 21] = [
+    pub const ALL: [AuditKind; 23] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -78,6 +82,8 @@ impl AuditKind {
         AuditKind::RecoveryCodeUsed,
         AuditKind::RecoveryCodesReplaced,
         AuditKind::RefreshReuse,
+        AuditKind::DeviceTrustGranted,
+        AuditKind::DeviceTrustRevoked,
     ];
 
     /// The stored name.
@@ -104,6 +110,8 @@ impl AuditKind {
             AuditKind::RecoveryCodeUsed => "recovery_code_used",
             AuditKind::RecoveryCodesReplaced => "recovery_codes_replaced",
             AuditKind::RefreshReuse => "refresh_reuse",
+            AuditKind::DeviceTrustGranted => "device_trust_granted",
+            AuditKind::DeviceTrustRevoked => "device_trust_revoked",
         }
     }
 
