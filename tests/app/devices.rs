@@ -2,6 +2,7 @@
 //! in to it before is judged by its own failures and signs in at once, on any instance.
 
 use base64::Engine;
+use latchkey::auth::two_factor::code_at;
 use latchkey::models::{Role, TrustedDevice, User};
 use rocket::http::{Cookie, Status};
 use rocket::local::blocking::{Client, LocalResponse};
@@ -268,4 +269,39 @@ fn with_secure_cookies_the_device_cookie_is_host_prefixed() {
     for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(device.contains(flag), "{flag} in {device}");
     }
+}
+
+#[test]
+fn with_two_factor_the_cookie_comes_after_the_code_and_passes_the_code_step_of_a_locked_account() {
+    let app = spawn_app();
+    let alice = app.create_user("alice", Role::User);
+    let (secret, _) = app.enable_two_factor(&alice);
+    let code_now = || code_at(&secret, app.clock().now()).unwrap();
+    let response = app.login("alice", PASSWORD);
+    assert_eq!(location(&response), "/login/two-factor");
+    assert!(
+        session_set_cookie(&response, DEVICE).is_none(),
+        "not for the password alone"
+    );
+    drop(response);
+    let response = app.post_form("/login/two-factor", &[("code", &code_now())]);
+    assert_eq!(location(&response), "/private");
+    assert!(session_set_cookie(&response, DEVICE).is_some());
+    drop(response);
+    app.logout();
+
+    stranger_locks_out(&app, "alice");
+    app.clock().advance(time::Duration::seconds(30));
+    let response = app.login("alice", PASSWORD);
+    assert_eq!(location(&response), "/login/two-factor");
+    drop(response);
+    let wrong = app.post_form("/login/two-factor", &[("code", "000000")]);
+    assert_eq!(
+        wrong.status(),
+        Status::UnprocessableEntity,
+        "a wrong code counts against the device, not the locked account"
+    );
+    drop(wrong);
+    let response = app.post_form("/login/two-factor", &[("code", &code_now())]);
+    assert_eq!(location(&response), "/private");
 }
