@@ -282,3 +282,27 @@ fn per_address_limits_hold_across_two_instances() {
     assert_eq!(bad_signup(&app.client, "third"), Status::TooManyRequests);
     assert_eq!(bad_signup(&other, "fourth"), Status::TooManyRequests);
 }
+
+#[test]
+fn when_the_shared_limit_cannot_be_counted_sign_in_and_sign_up_fail_closed() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app();
+    app.create_user("closed", Role::User);
+    app.pool()
+        .get()
+        .unwrap()
+        .batch_execute("DROP TABLE rate_counters")
+        .unwrap();
+    let response = app.login("closed", PASSWORD);
+    assert!(
+        response.status().code >= 500,
+        "refused, not let through: {}",
+        response.status()
+    );
+    assert!(token_from(&response).is_none());
+    drop(response);
+    let response = app.signup("opened", "opened@example.com", PASSWORD);
+    assert!(response.status().code >= 500, "{}", response.status());
+    drop(response);
+    assert!(app.user("opened").is_none());
+}
