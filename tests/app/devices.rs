@@ -305,3 +305,25 @@ fn with_two_factor_the_cookie_comes_after_the_code_and_passes_the_code_step_of_a
     let response = app.post_form("/login/two-factor", &[("code", &code_now())]);
     assert_eq!(location(&response), "/private");
 }
+
+#[test]
+fn a_device_cookie_survives_a_key_rotation_within_its_grace() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let key_file = keys_dir.path().join("keys.json");
+    latchkey::auth::KeyFile::rotate(&key_file, 86_400).unwrap();
+    let app = spawn_app_with(|f| {
+        f.merge(("jwt_secret", ""))
+            .merge(("key_file", key_file.display().to_string()))
+    });
+    let alice = app.create_user("alice", Role::User);
+    signed_in_before(&app.client, &alice);
+
+    latchkey::auth::KeyFile::rotate(&key_file, 86_400).unwrap();
+    assert!(latchkey::reload_keys(app.client.rocket()).unwrap());
+    stranger_locks_out(&app, "alice");
+    assert_eq!(
+        login_with(&app.client, "alice", PASSWORD).status(),
+        Status::SeeOther,
+        "the cookie signed with the retired key still vouches for the browser"
+    );
+}
