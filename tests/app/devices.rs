@@ -327,3 +327,27 @@ fn a_device_cookie_survives_a_key_rotation_within_its_grace() {
         "the cookie signed with the retired key still vouches for the browser"
     );
 }
+
+#[test]
+fn one_browser_is_trusted_for_its_five_latest_accounts() {
+    let app = spawn_app();
+    let users: Vec<User> = (0..6)
+        .map(|i| app.create_user(&format!("member{i}"), Role::User))
+        .collect();
+    for user in &users {
+        signed_in_before(&app.client, user);
+    }
+    let cookie = device_cookie(&app.client).unwrap();
+    assert_eq!(cookie.value().split('~').count(), 5, "bounded");
+    for (user, expected) in [
+        (&users[5], Status::SeeOther),
+        (&users[1], Status::SeeOther),
+        (&users[0], Status::TooManyRequests),
+    ] {
+        stranger_locks_out(&app, &user.username);
+        let response = login_with(&app.client, &user.username, PASSWORD);
+        assert_eq!(response.status(), expected, "{}", user.username);
+        drop(response);
+        app.logout();
+    }
+}
