@@ -6,7 +6,7 @@
 //! factor here and end in the same `finish`.
 
 mod api_key;
-pub mod device;
+mod device;
 mod password;
 mod pending;
 mod second_factor;

@@ -25,13 +25,13 @@ impl SignIn<'_> {
             .db
             .run({
                 let login = login.to_string();
-                let this = self.devices.clone();
+                let devices = self.devices.clone();
                 move |conn| {
                     let user = User::find_by_login(conn, &login)?;
                     let (key, device) = match &user {
                         Some(user) => (
                             LoginAttempt::key_for_user(&user.id),
-                            this.trusted(conn, &user.id, now)?,
+                            devices.trusted(conn, &user.id, now)?,
                         ),
                         None => (LoginAttempt::key_for_name(&login), None),
                     };

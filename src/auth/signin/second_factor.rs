@@ -48,9 +48,12 @@ impl SignIn<'_> {
             .run({
                 let (id, key, trusted) = (user.id.clone(), key.clone(), device.is_some());
                 move |conn| {
-                    if trusted {
-                        // A trusted device is judged by its own failures, not the account's.
-                    } else if let Some(until) = LoginAttempt::locked_until(conn, &key, db_now)? {
+                    // A trusted device is judged by its own failures, not the account's.
+                    let locked = match trusted {
+                        true => None,
+                        false => LoginAttempt::locked_until(conn, &key, db_now)?,
+                    };
+                    if let Some(until) = locked {
                         return Ok(CodeCheck::Locked(until));
                     }
                     let Some(tf) = TwoFactor::enabled(conn, &id)? else {
