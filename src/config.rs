@@ -61,7 +61,7 @@ pub struct Settings {
     pub device_failure_limit: i32,
     /// The window over which a trusted device's failures are counted.
     pub device_failure_window_secs: i64,
-    /// How long a device cookie (and its trust) lasts after the sign-in that granted it.
+    /// How long a device cookie (and its trust) lasts after the browser's latest sign-in.
     pub device_trust_days: i64,
     /// Password-change attempts allowed per user per minute (per instance).
     pub password_change_per_user_per_minute: u32,

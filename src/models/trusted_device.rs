@@ -121,12 +121,17 @@ impl TrustedDevice {
         })
     }
 
-    /// Forgets the failures of device `nonce` (it signed in).
-    pub fn clear_failures(conn: &mut DbConnection, nonce: &str) -> Result<(), Error> {
+    /// Device `nonce` signed in: forgets its failures and moves its end to `expires_at`.
+    pub fn renew(
+        conn: &mut DbConnection,
+        nonce: &str,
+        expires_at: PrimitiveDateTime,
+    ) -> Result<(), Error> {
         diesel::update(trusted_devices::table.filter(trusted_devices::nonce.eq(nonce)))
             .set((
                 trusted_devices::failures.eq(0),
                 trusted_devices::window_start.eq(None::<PrimitiveDateTime>),
+                trusted_devices::expires_at.eq(expires_at),
             ))
             .execute(conn)?;
         Ok(())

@@ -351,3 +351,44 @@ fn one_browser_is_trusted_for_its_five_latest_accounts() {
         app.logout();
     }
 }
+
+#[test]
+fn a_trusted_sign_in_re_signs_the_cookie_so_trust_outlives_the_old_key() {
+    use latchkey::auth::KeyFile;
+    let keys_dir = tempfile::tempdir().unwrap();
+    let key_file = keys_dir.path().join("keys.json");
+    KeyFile::rotate(&key_file, 86_400).unwrap();
+    let app = spawn_app_with(|f| {
+        f.merge(("jwt_secret", ""))
+            .merge(("key_file", key_file.display().to_string()))
+    });
+    let alice = app.create_user("alice", Role::User);
+    let first = signed_in_before(&app.client, &alice);
+
+    KeyFile::rotate(&key_file, 86_400).unwrap();
+    assert!(latchkey::reload_keys(app.client.rocket()).unwrap());
+    let again = signed_in_before(&app.client, &alice);
+    assert_ne!(first.value(), again.value(), "re-signed with the new key");
+    assert_eq!(
+        first.value().split('.').nth(1),
+        again.value().split('.').nth(1),
+        "the same device"
+    );
+
+    // A rotation with a grace of 1 s, a little later, drops the first key.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let rotation = KeyFile::rotate(&key_file, 1).unwrap();
+    assert_eq!(rotation.dropped.len(), 1, "the first key is gone");
+    assert!(latchkey::reload_keys(app.client.rocket()).unwrap());
+    stranger_locks_out(&app, "alice");
+    assert_eq!(
+        login_with(&app.client, "alice", PASSWORD).status(),
+        Status::SeeOther
+    );
+    let client = second_instance(&app);
+    assert_eq!(
+        login_carrying(&client, "alice", PASSWORD, Some(first)).status(),
+        Status::TooManyRequests,
+        "the copy signed with the dropped key vouches for nothing"
+    );
+}

@@ -318,27 +318,28 @@ impl SignIn<'_> {
         Refused::Invalid
     }
 
-    /// Gives this browser a device cookie for `user` unless it already holds a trusted one:
-    /// a new `trusted_devices` row, the cookie, and the audit event. Trust is a convenience, so
-    /// a failure here is logged and the sign-in goes on.
+    /// Gives this browser a device cookie for `user`: a new `trusted_devices` row and the audit
+    /// event, or, when it already holds a trusted one, that device's counter cleared and its
+    /// expiry moved to `device_trust_days` from now. Either way the cookie is written again,
+    /// signed with the active key, so trust outlives key rotations as long as the browser signs
+    /// in now and then. Trust is a convenience: a failure here is logged and the sign-in goes on.
     async fn trust_device(&self, jar: &CookieJar<'_>, user: &User) {
         let now = self.sessions.clock().db_now();
         let ttl = self.settings.device_trust();
         let devices = self.devices.clone();
         let id = user.id.clone();
-        let granted = self
+        let trusted = self
             .db
             .run(move |conn| {
                 if let Some(nonce) = devices.trusted(conn, &id, now)? {
-                    TrustedDevice::clear_failures(conn, &nonce)?;
-                    return Ok(None);
+                    TrustedDevice::renew(conn, &nonce, now + ttl)?;
+                    return Ok((nonce, false));
                 }
-                TrustedDevice::grant(conn, &id, now, ttl).map(Some)
+                TrustedDevice::grant(conn, &id, now, ttl).map(|device| (device.nonce, true))
             })
             .await;
-        let device = match granted {
-            Ok(Some(device)) => device,
-            Ok(None) => return,
+        let (nonce, new) = match trusted {
+            Ok(trusted) => trusted,
             Err(e) => {
                 log::warn!("device trust not granted: {e}");
                 return;
@@ -346,17 +347,19 @@ impl SignIn<'_> {
         };
         self.devices.clone().save_with(
             &user.id,
-            &device.nonce,
+            &nonce,
             jar,
             &self.sessions.tokens().keyring(),
             self.sessions.cookies(),
             ttl,
         );
-        self.record(
-            Event::new(AuditKind::DeviceTrustGranted, &self.peer)
-                .by_self(Who::user(&user.id, &user.username)),
-        )
-        .await;
+        if new {
+            self.record(
+                Event::new(AuditKind::DeviceTrustGranted, &self.peer)
+                    .by_self(Who::user(&user.id, &user.username)),
+            )
+            .await;
+        }
     }
 
     /// Starts the session of a verified sign-in: the session row, the token, the cookie (for a
