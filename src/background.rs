@@ -7,11 +7,11 @@ use rocket::{Orbit, Rocket};
 
 use crate::auth::{Csrf, Sessions, Throttle};
 use crate::config::Settings;
-use crate::models::Session;
+use crate::models::{Session, TrustedDevice};
 
-/// How often rate-limit entries of quiet clients are dropped.
+/// How often rate-limit entries of quiet clients and old shared windows are dropped.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
-/// How often ended sessions are deleted.
+/// How often ended sessions and expired devices are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Reloads the key file on SIGHUP and when its modification time changes (checked every second),
@@ -110,14 +110,21 @@ pub fn spawn(rocket: &Rocket<Orbit>, sessions: &Sessions) {
             if last_forget.elapsed() >= FORGET_EVERY {
                 last_forget = std::time::Instant::now();
                 if let Some(throttle) = &throttle {
-                    throttle.forget_idle();
+                    if let Err(e) = throttle.forget_idle().await {
+                        log::warn!("rate counter pruning failed: {e}");
+                    }
                 }
             }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = std::time::Instant::now();
                 let now = clock.db_now();
-                match db.run(move |conn| Session::prune(conn, now)).await {
-                    Ok(n) if n > 0 => log::info!("pruned {n} ended sessions"),
+                let pruned = db
+                    .run(move |conn| {
+                        Ok(Session::prune(conn, now)? + TrustedDevice::prune(conn, now)?)
+                    })
+                    .await;
+                match pruned {
+                    Ok(n) if n > 0 => log::info!("pruned {n} ended sessions and expired devices"),
                     Ok(_) => {}
                     Err(e) => log::warn!("session pruning failed: {e}"),
                 }

@@ -51,10 +51,18 @@ pub struct Settings {
     pub lockout_threshold: i32,
     /// Successive lockout durations in seconds; the last one repeats.
     pub lockout_steps_secs: Vec<i64>,
-    /// Sign-in attempts allowed per client IP per minute (per instance).
+    /// Sign-in attempts (forms and `/api/token`) allowed per client IP per minute, counted in
+    /// the database so all instances together allow this many.
     pub login_per_ip_per_minute: u32,
-    /// Sign-up attempts allowed per client IP per minute (per instance).
+    /// Sign-up attempts allowed per client IP per minute, counted in the database.
     pub signup_per_ip_per_minute: u32,
+    /// Failed sign-ins a trusted device (a browser with a device cookie) may make within
+    /// `device_failure_window_secs` before it loses its trust.
+    pub device_failure_limit: i32,
+    /// The window over which a trusted device's failures are counted.
+    pub device_failure_window_secs: i64,
+    /// How long a device cookie (and its trust) lasts after the browser's latest sign-in.
+    pub device_trust_days: i64,
     /// Password-change attempts allowed per user per minute (per instance).
     pub password_change_per_user_per_minute: u32,
     /// Clock skew tolerated on `exp` and `nbf` (at most 30 s).
@@ -114,6 +122,9 @@ impl Default for Settings {
             lockout_steps_secs: vec![60, 300, 900, 3600],
             login_per_ip_per_minute: 30,
             signup_per_ip_per_minute: 10,
+            device_failure_limit: 5,
+            device_failure_window_secs: 3600,
+            device_trust_days: 365,
             password_change_per_user_per_minute: 10,
             jwt_leeway_secs: 5,
             refresh_grace_secs: 10,
@@ -172,6 +183,14 @@ impl Settings {
                 "lockout_threshold must be at least 1 and lockout_steps_secs a list of positive seconds".into(),
             ));
         }
+        if self.device_failure_limit < 1
+            || self.device_failure_window_secs < 1
+            || !(1..=400).contains(&self.device_trust_days)
+        {
+            return Err(Error::Config(
+                "device_failure_limit and device_failure_window_secs must be at least 1, and device_trust_days between 1 and 400".into(),
+            ));
+        }
         if self.jwt_leeway_secs > 30 {
             return Err(Error::Config("jwt_leeway_secs must be at most 30".into()));
         }
@@ -218,6 +237,19 @@ impl Settings {
                 .map(|s| time::Duration::seconds(*s))
                 .collect(),
         }
+    }
+
+    /// The failure rule of trusted devices.
+    pub fn device_policy(&self) -> crate::models::DevicePolicy {
+        crate::models::DevicePolicy {
+            limit: self.device_failure_limit,
+            window: time::Duration::seconds(self.device_failure_window_secs),
+        }
+    }
+
+    /// How long a device cookie lasts.
+    pub fn device_trust(&self) -> time::Duration {
+        time::Duration::days(self.device_trust_days)
     }
 
     /// Whether the signing key comes from `jwt_secret` (then the key file is not used).

@@ -107,7 +107,11 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                             parts.settings.instance_name.clone(),
                         ))
                         .manage(Audit::new(parts.db.clone(), clock.clone()))
-                        .manage(Throttle::new(&parts.settings))
+                        .manage(Throttle::new(
+                            &parts.settings,
+                            parts.db.clone(),
+                            clock.clone(),
+                        ))
                         .manage(parts.csrf)
                         .manage(clock)
                         .manage(parts.db)

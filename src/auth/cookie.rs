@@ -15,6 +15,9 @@ pub enum CookieKind {
     PreSession,
     /// A sign-in between its password and its second factor (SameSite=Strict, five minutes).
     PendingSignIn,
+    /// The browser's signed proof of past sign-ins (SameSite=Strict, long-lived; survives
+    /// sign-out): see `auth::signin::device`.
+    Device,
 }
 
 impl CookieKind {
@@ -24,12 +27,13 @@ impl CookieKind {
             CookieKind::Refresh => ("latchkey_refresh", "__Host-latchkey_refresh"),
             CookieKind::PreSession => ("latchkey_csrf", "__Host-latchkey_csrf"),
             CookieKind::PendingSignIn => ("latchkey_2fa", "__Host-latchkey_2fa"),
+            CookieKind::Device => ("latchkey_device", "__Host-latchkey_device"),
         }
     }
 
     fn same_site(self) -> SameSite {
         match self {
-            CookieKind::PendingSignIn => SameSite::Strict,
+            CookieKind::PendingSignIn | CookieKind::Device => SameSite::Strict,
             CookieKind::Session | CookieKind::Refresh | CookieKind::PreSession => SameSite::Lax,
         }
     }

@@ -1,6 +1,12 @@
-//! Per-client rate limits (in memory, per instance) for sign-in, sign-up and password change.
-//! Account lockout, which must be shared by all instances, lives in the database
-//! (`models/login_attempt.rs`).
+//! Per-client rate limits for sign-in (forms and `/api/token`) and sign-up, counted in the
+//! database (`models/rate_counter.rs`) so that all instances together allow what one does; and
+//! the per-user password-change limit, in memory per instance. Only the requests they limit pay
+//! for the database round trip. Account lockout lives in `models/login_attempt.rs`.
+//!
+//! The shared limits use a sliding-window estimate over one-minute windows: this window's
+//! count plus the previous window's, weighted by how much of it still overlaps the last minute.
+//! A burst cannot get twice the limit by straddling a window boundary, and each check costs one
+//! upsert and one read.
 
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
@@ -8,25 +14,130 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::clock::Clock;
 use crate::config::Settings;
+use crate::db::Db;
+use crate::error::Error;
+use crate::models::RateCounter;
 
-/// The limits of one instance (cheap to clone: the state is shared).
+/// Length of a shared counter's window, in seconds.
+const WINDOW_SECS: i64 = 60;
+
+/// Windows older than this many seconds are pruned (the current and the previous one are read).
+const KEEP_SECS: i64 = 2 * WINDOW_SECS;
+
+/// What a shared counter counts.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Login,
+    Signup,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Login => "login",
+            Kind::Signup => "signup",
+        }
+    }
+}
+
+/// The limits (cheap to clone: the state is shared).
 #[derive(Clone)]
 pub struct Throttle(Arc<Limits>);
 
 struct Limits {
-    login: DefaultKeyedRateLimiter<IpAddr>,
-    signup: DefaultKeyedRateLimiter<IpAddr>,
+    db: Db,
+    clock: Clock,
+    login: u32,
+    signup: u32,
     password_change: DefaultKeyedRateLimiter<String>,
 }
 
-fn per_minute<K: Hash + Eq + Clone>(n: u32) -> DefaultKeyedRateLimiter<K> {
-    RateLimiter::keyed(Quota::per_minute(
-        NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN),
-    ))
+fn address(ip: Option<IpAddr>) -> String {
+    ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).to_string()
+}
+
+/// Whether `current` hits in this window plus `previous` weighted by the part of the last
+/// minute it still covers stay within `limit`; `Err(wait)` otherwise.
+fn judge(limit: u32, current: i32, previous: i32, now: i64, start: i64) -> Result<(), Duration> {
+    let elapsed = now - start;
+    let overlap = (WINDOW_SECS - elapsed) as f64 / WINDOW_SECS as f64;
+    let estimate = f64::from(current) + f64::from(previous) * overlap;
+    if estimate <= f64::from(limit) {
+        Ok(())
+    } else {
+        Err(Duration::from_secs((WINDOW_SECS - elapsed).max(1) as u64))
+    }
+}
+
+impl Throttle {
+    /// Limits from the settings (attempts per minute), counted in `db` by `clock`'s time.
+    pub fn new(settings: &Settings, db: Db, clock: Clock) -> Throttle {
+        let per_user = NonZeroU32::new(settings.password_change_per_user_per_minute.max(1))
+            .unwrap_or(NonZeroU32::MIN);
+        Throttle(Arc::new(Limits {
+            db,
+            clock,
+            login: settings.login_per_ip_per_minute,
+            signup: settings.signup_per_ip_per_minute,
+            password_change: RateLimiter::keyed(Quota::per_minute(per_user)),
+        }))
+    }
+
+    /// Counts an attempt of `kind` from `ip` in the database; `Ok(Err(wait))` when over
+    /// `limit`. A database failure is an error: the caller answers 503 (sign-in and sign-up
+    /// need the database anyway), so an outage never lifts the limit.
+    async fn shared(
+        &self,
+        kind: Kind,
+        limit: u32,
+        ip: Option<IpAddr>,
+    ) -> Result<Result<(), Duration>, Error> {
+        let now = self.0.clock.unix();
+        let start = now - now.rem_euclid(WINDOW_SECS);
+        let address = address(ip);
+        let (current, previous) = self
+            .0
+            .db
+            .run(move |conn| {
+                let current = RateCounter::hit(conn, kind.as_str(), &address, start)?;
+                let previous =
+                    RateCounter::count(conn, kind.as_str(), &address, start - WINDOW_SECS)?;
+                Ok((current, previous))
+            })
+            .await?;
+        Ok(judge(limit.max(1), current, previous, now, start))
+    }
+
+    /// A sign-in attempt from `ip`; `Ok(Err(wait))` when over the limit.
+    pub async fn login(&self, ip: Option<IpAddr>) -> Result<Result<(), Duration>, Error> {
+        self.shared(Kind::Login, self.0.login, ip).await
+    }
+
+    /// A sign-up attempt from `ip`; `Ok(Err(wait))` when over the limit.
+    pub async fn signup(&self, ip: Option<IpAddr>) -> Result<Result<(), Duration>, Error> {
+        self.shared(Kind::Signup, self.0.signup, ip).await
+    }
+
+    /// A password-change attempt by `user_id` (in memory, per instance).
+    pub fn password_change(&self, user_id: &str) -> Result<(), Duration> {
+        check(&self.0.password_change, &user_id.to_string())
+    }
+
+    /// Forgets quiet users' password-change allowance and deletes the shared counters' old
+    /// windows (bounds memory and rows). Runs in the background, never on a request.
+    pub async fn forget_idle(&self) -> Result<usize, Error> {
+        self.0.password_change.retain_recent();
+        let before = self.0.clock.unix() - KEEP_SECS;
+        self.0
+            .db
+            .run(move |conn| RateCounter::prune(conn, before))
+            .await
+    }
 }
 
 fn check<K: Hash + Eq + Clone>(
@@ -38,41 +149,4 @@ fn check<K: Hash + Eq + Clone>(
             .wait_time_from(DefaultClock::default().now())
             .max(Duration::from_secs(1))
     })
-}
-
-fn key(ip: Option<IpAddr>) -> IpAddr {
-    ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
-}
-
-impl Throttle {
-    /// Limits from the settings (attempts per minute).
-    pub fn new(settings: &Settings) -> Throttle {
-        Throttle(Arc::new(Limits {
-            login: per_minute(settings.login_per_ip_per_minute),
-            signup: per_minute(settings.signup_per_ip_per_minute),
-            password_change: per_minute(settings.password_change_per_user_per_minute),
-        }))
-    }
-
-    /// A sign-in attempt from `ip`; `Err(wait)` when over the limit.
-    pub fn login(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
-        check(&self.0.login, &key(ip))
-    }
-
-    /// A sign-up attempt from `ip`.
-    pub fn signup(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
-        check(&self.0.signup, &key(ip))
-    }
-
-    /// A password-change attempt by `user_id`.
-    pub fn password_change(&self, user_id: &str) -> Result<(), Duration> {
-        check(&self.0.password_change, &user_id.to_string())
-    }
-
-    /// Forgets clients whose allowance has fully recovered (bounds memory).
-    pub fn forget_idle(&self) {
-        self.0.login.retain_recent();
-        self.0.signup.retain_recent();
-        self.0.password_change.retain_recent();
-    }
 }

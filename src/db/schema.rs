@@ -109,7 +109,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    trusted_devices (nonce) {
+        nonce -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        failures -> Integer,
+        window_start -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    rate_counters (kind, address, window_start) {
+        kind -> Text,
+        address -> Text,
+        window_start -> BigInt,
+        hits -> Integer,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(trusted_devices -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(two_factor -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
@@ -122,5 +144,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     api_keys,
     two_factor,
-    recovery_codes
+    recovery_codes,
+    trusted_devices,
+    rate_counters
 );

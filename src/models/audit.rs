@@ -56,11 +56,15 @@ pub enum AuditKind {
     SudoProof,
     /// "Confirm it's you" failed (wrong password or code).
     SudoFailed,
+    /// A browser that signed in was given a device cookie: its attempts skip the account's lockout.
+    DeviceTrustGranted,
+    /// A trusted device failed its own limit and lost its trust.
+    DeviceTrustRevoked,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 23] = [
+    pub const ALL: [AuditKind; 25] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -84,6 +88,8 @@ impl AuditKind {
         AuditKind::RefreshReuse,
         AuditKind::SudoProof,
         AuditKind::SudoFailed,
+        AuditKind::DeviceTrustGranted,
+        AuditKind::DeviceTrustRevoked,
     ];
 
     /// The stored name.
@@ -112,6 +118,8 @@ impl AuditKind {
             AuditKind::RefreshReuse => "refresh_reuse",
             AuditKind::SudoProof => "sudo_proof",
             AuditKind::SudoFailed => "sudo_failed",
+            AuditKind::DeviceTrustGranted => "device_trust_granted",
+            AuditKind::DeviceTrustRevoked => "device_trust_revoked",
         }
     }
 

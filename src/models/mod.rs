@@ -3,15 +3,19 @@
 mod api_key;
 mod audit;
 mod login_attempt;
+mod rate_counter;
 mod refresh_token;
 mod session;
+mod trusted_device;
 mod two_factor;
 mod user;
 
 pub use api_key::{ApiKey, KeyScope};
 pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
+pub use rate_counter::RateCounter;
 pub use refresh_token::RefreshToken;
 pub use session::{RevokedSession, Session};
+pub use trusted_device::{DevicePolicy, TrustedDevice};
 pub use two_factor::{RecoveryCode, TwoFactor};
 pub use user::{NewUser, Role, SignupConflict, User};

@@ -69,7 +69,7 @@ async fn signup(
     signin: SignIn<'_>,
     jar: &CookieJar<'_>,
 ) -> Result<FormOutcome, Error> {
-    if let Err(wait) = site.throttle.signup(site.peer.ip) {
+    if let Err(wait) = site.throttle.signup(site.peer.ip).await? {
         return Ok(too_many(ctx, wait));
     }
     let (raw_username, raw_email) = (form.submitted("username"), form.submitted("email"));

@@ -420,10 +420,34 @@ pub fn login_on(client: &Client, username: &str, user_agent: Option<&str>) -> St
     token_from(&response).expect("session cookie")
 }
 
-/// The audit events of one kind, newest first.
+/// POSTs the sign-in form on `client` (another instance or browser).
+pub fn login_with<'c>(client: &'c Client, username: &str, password: &str) -> LocalResponse<'c> {
+    login_carrying(client, username, password, None)
+}
+
+/// POSTs the sign-in form on `client`, sending `extra` as a cookie too (a copied cookie).
+pub fn login_carrying<'c>(
+    client: &'c Client,
+    username: &str,
+    password: &str,
+    extra: Option<Cookie<'static>>,
+) -> LocalResponse<'c> {
+    let csrf = csrf_token_of(client);
+    let mut request = client.post("/login").header(ContentType::Form).body(form(&[
+        ("username", username),
+        ("password", password),
+        ("csrf_token", &csrf),
+    ]));
+    if let Some(cookie) = extra {
+        request = request.cookie(cookie);
+    }
+    request.dispatch()
+}
+
+/// The audit rows of `kind` (the first thousand).
 pub fn audit_events(app: &TestApp, kind: &str) -> Vec<latchkey::models::AuditEvent> {
     let filter = latchkey::models::AuditFilter {
-        kind: Some(kind.to_string()),
+        kind: Some(kind.into()),
         ..Default::default()
     };
     latchkey::models::AuditEvent::search(&mut app.pool().get().unwrap(), &filter, 1, 1000)

@@ -2,25 +2,12 @@
 
 use latchkey::models::{LoginAttempt, Role};
 use rocket::http::Status;
-use rocket::local::blocking::{Client, LocalResponse};
+use rocket::local::blocking::LocalResponse;
 use time::Duration;
 
 use crate::helpers::*;
 
 const WRONG: &str = "definitely-Wrong-pass-1";
-
-fn login_with<'c>(client: &'c Client, username: &str, password: &str) -> LocalResponse<'c> {
-    let csrf = csrf_token_of(client);
-    client
-        .post("/login")
-        .header(rocket::http::ContentType::Form)
-        .body(form(&[
-            ("username", username),
-            ("password", password),
-            ("csrf_token", &csrf),
-        ]))
-        .dispatch()
-}
 
 fn retry_after(response: &LocalResponse<'_>) -> u64 {
     response
@@ -236,4 +223,86 @@ fn signup_and_password_change_are_throttled() {
         .into_string()
         .unwrap()
         .contains("Too many attempts"));
+}
+
+/// A wrong-password `/api/token` request on `client`.
+fn token_attempt(client: &rocket::local::blocking::Client) -> Status {
+    client
+        .post("/api/token")
+        .header(rocket::http::ContentType::JSON)
+        .body(r#"{"username": "nobody", "password": "definitely-Wrong-pass-1"}"#)
+        .dispatch()
+        .status()
+}
+
+/// A sign-up with a bad email on `client`.
+fn bad_signup(client: &rocket::local::blocking::Client, username: &str) -> Status {
+    let csrf = csrf_token_of(client);
+    client
+        .post("/signup")
+        .header(rocket::http::ContentType::Form)
+        .body(form(&[
+            ("username", username),
+            ("email", "bad-email"),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+            ("csrf_token", &csrf),
+        ]))
+        .dispatch()
+        .status()
+}
+
+#[test]
+fn per_address_limits_hold_across_two_instances() {
+    let app = spawn_app_with(|f| {
+        f.merge(("login_per_ip_per_minute", 4))
+            .merge(("signup_per_ip_per_minute", 2))
+    });
+    let other = second_instance(&app);
+    // Four sign-in attempts (forms and tokens count alike), spread over both instances.
+    for client in [&app.client, &other] {
+        assert_eq!(
+            login_with(client, "nobody", WRONG).status(),
+            Status::UnprocessableEntity
+        );
+        assert_eq!(token_attempt(client), Status::Unauthorized);
+    }
+    assert_eq!(
+        login_with(&app.client, "nobody", WRONG).status(),
+        Status::TooManyRequests,
+        "the fifth, on A"
+    );
+    assert_eq!(token_attempt(&other), Status::TooManyRequests, "and on B");
+
+    assert_eq!(
+        bad_signup(&app.client, "first"),
+        Status::UnprocessableEntity
+    );
+    assert_eq!(bad_signup(&other, "second"), Status::UnprocessableEntity);
+    assert_eq!(bad_signup(&app.client, "third"), Status::TooManyRequests);
+    assert_eq!(bad_signup(&other, "fourth"), Status::TooManyRequests);
+}
+
+#[test]
+fn when_the_shared_limit_cannot_be_counted_sign_in_and_sign_up_fail_closed() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app();
+    app.create_user("closed", Role::User);
+    app.pool()
+        .get()
+        .unwrap()
+        .batch_execute("DROP TABLE rate_counters")
+        .unwrap();
+    let response = app.login("closed", PASSWORD);
+    assert!(
+        response.status().code >= 500,
+        "refused, not let through: {}",
+        response.status()
+    );
+    assert!(token_from(&response).is_none());
+    drop(response);
+    let response = app.signup("opened", "opened@example.com", PASSWORD);
+    assert!(response.status().code >= 500, "{}", response.status());
+    drop(response);
+    assert!(app.user("opened").is_none());
 }

@@ -10,6 +10,7 @@ mod claims;
 mod cli;
 mod contract;
 mod csrf;
+mod devices;
 mod forwarder;
 mod headers;
 mod health;

@@ -6,10 +6,12 @@
 //! factor here and end in the same `finish`.
 
 mod api_key;
+mod device;
 mod password;
 mod pending;
 mod second_factor;
 
+pub use device::DeviceCookie;
 pub use pending::PendingSignIn;
 
 use std::time::Duration;
@@ -23,7 +25,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
-use crate::models::{AuditKind, KeyScope, LoginAttempt, User};
+use crate::models::{AuditKind, KeyScope, LoginAttempt, TrustedDevice, User};
 use crate::peer::Peer;
 use crate::text::format_db_time;
 
@@ -147,6 +149,8 @@ pub struct SignIn<'r> {
     audit: &'r Audit,
     settings: &'r Settings,
     peer: Peer,
+    /// The genuine entries of the browser's device cookie (none for programs).
+    devices: DeviceCookie,
 }
 
 #[rocket::async_trait]
@@ -178,6 +182,11 @@ impl<'r> FromRequest<'r> for SignIn<'r> {
                 audit,
                 settings,
                 peer: Peer::of(req),
+                devices: DeviceCookie::load(
+                    req.cookies(),
+                    &sessions.tokens().keyring(),
+                    sessions.cookies(),
+                ),
             }),
             _ => Outcome::Error((rocket::http::Status::InternalServerError, ())),
         }
@@ -215,9 +224,10 @@ impl SignIn<'_> {
         PendingSignIn::clear(jar, self.sessions.cookies());
     }
 
-    /// Counts an attempt against this client's sign-in limit and records a refusal.
+    /// Counts an attempt against this client's sign-in limit (shared by all instances) and
+    /// records a refusal.
     async fn throttled(&self, kind: AuditKind, subject: Option<Who<'_>>) -> Result<(), Refused> {
-        let Err(wait) = self.throttle.login(self.peer.ip) else {
+        let Err(wait) = self.throttle.login(self.peer.ip).await? else {
             return Ok(());
         };
         let mut event = Event::new(kind, &self.peer).detail("throttled");
@@ -266,6 +276,92 @@ impl SignIn<'_> {
         Refused::Locked(wait_until(until, now))
     }
 
+    /// Counts a failure from trusted device `nonce` against the device's own limit (not the
+    /// account's lockout) and records it; a device over its limit loses its trust. Always
+    /// `Invalid`: the next attempt from it is judged like any stranger's.
+    async fn device_failed(
+        &self,
+        kind: AuditKind,
+        subject: Who<'_>,
+        reason: &str,
+        nonce: String,
+        now: time::PrimitiveDateTime,
+    ) -> Refused {
+        let policy = self.settings.device_policy();
+        let revoked = match self
+            .db
+            .run(move |conn| TrustedDevice::record_failure(conn, &nonce, now, policy))
+            .await
+        {
+            Ok(revoked) => revoked,
+            Err(e) => return Refused::Failed(e),
+        };
+        self.record(
+            Event::new(kind, &self.peer)
+                .subject(subject)
+                .detail(format!("{reason} (trusted device)")),
+        )
+        .await;
+        if revoked {
+            let detail = format!(
+                "{} failed sign-ins within {} s",
+                policy.limit,
+                policy.window.whole_seconds()
+            );
+            self.record(
+                Event::new(AuditKind::DeviceTrustRevoked, &self.peer)
+                    .subject(subject)
+                    .detail(detail),
+            )
+            .await;
+        }
+        Refused::Invalid
+    }
+
+    /// Gives this browser a device cookie for `user`: a new `trusted_devices` row and the audit
+    /// event, or, when it already holds a trusted one, that device's counter cleared and its
+    /// expiry moved to `device_trust_days` from now. Either way the cookie is written again,
+    /// signed with the active key, so trust outlives key rotations as long as the browser signs
+    /// in now and then. Trust is a convenience: a failure here is logged and the sign-in goes on.
+    async fn trust_device(&self, jar: &CookieJar<'_>, user: &User) {
+        let now = self.sessions.clock().db_now();
+        let ttl = self.settings.device_trust();
+        let devices = self.devices.clone();
+        let id = user.id.clone();
+        let trusted = self
+            .db
+            .run(move |conn| {
+                if let Some(nonce) = devices.trusted(conn, &id, now)? {
+                    TrustedDevice::renew(conn, &nonce, now + ttl)?;
+                    return Ok((nonce, false));
+                }
+                TrustedDevice::grant(conn, &id, now, ttl).map(|device| (device.nonce, true))
+            })
+            .await;
+        let (nonce, new) = match trusted {
+            Ok(trusted) => trusted,
+            Err(e) => {
+                log::warn!("device trust not granted: {e}");
+                return;
+            }
+        };
+        self.devices.clone().save_with(
+            &user.id,
+            &nonce,
+            jar,
+            &self.sessions.tokens().keyring(),
+            self.sessions.cookies(),
+            ttl,
+        );
+        if new {
+            self.record(
+                Event::new(AuditKind::DeviceTrustGranted, &self.peer)
+                    .by_self(Who::user(&user.id, &user.username)),
+            )
+            .await;
+        }
+    }
+
     /// Starts the session of a verified sign-in: the session row, the token, the cookie (for a
     /// browser) and the audit event. Returns the token and what it says.
     pub async fn finish(
@@ -295,6 +391,7 @@ impl SignIn<'_> {
             .await?;
         if let Delivery::Cookie { jar, .. } = delivery {
             self.sessions.set_cookie(jar, &started);
+            self.trust_device(jar, user).await;
         }
         let who = Who::user(&user.id, &user.username);
         let event = match proof {

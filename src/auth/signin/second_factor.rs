@@ -25,22 +25,35 @@ impl SignIn<'_> {
             return Err(Refused::Invalid);
         };
         let subject = Who::user(&user.id, &user.username);
-        self.throttled(AuditKind::TwoFactorFailed, Some(subject))
-            .await?;
+        let now = self.sessions.clock().now();
+        let db_now = self.sessions.clock().db_now();
+        let device = {
+            let (devices, id) = (self.devices.clone(), user.id.clone());
+            self.db
+                .run(move |conn| devices.trusted(conn, &id, db_now))
+                .await?
+        };
+        if device.is_none() {
+            self.throttled(AuditKind::TwoFactorFailed, Some(subject))
+                .await?;
+        }
         if user.disabled {
             return Err(Refused::Disabled);
         }
-        let now = self.sessions.clock().now();
-        let db_now = self.sessions.clock().db_now();
         let key = LoginAttempt::key_for_user(&user.id);
         let input = input.trim().to_string();
         let as_app_code = two_factor::looks_like_app_code(&input);
         let outcome = self
             .db
             .run({
-                let (id, key) = (user.id.clone(), key.clone());
+                let (id, key, trusted) = (user.id.clone(), key.clone(), device.is_some());
                 move |conn| {
-                    if let Some(until) = LoginAttempt::locked_until(conn, &key, db_now)? {
+                    // A trusted device is judged by its own failures, not the account's.
+                    let locked = match trusted {
+                        true => None,
+                        false => LoginAttempt::locked_until(conn, &key, db_now)?,
+                    };
+                    if let Some(until) = locked {
                         return Ok(CodeCheck::Locked(until));
                     }
                     let Some(tf) = TwoFactor::enabled(conn, &id)? else {
@@ -74,9 +87,22 @@ impl SignIn<'_> {
                 return Err(Refused::Locked(wait_until(until, db_now)));
             }
             CodeCheck::Wrong(reason) => {
-                return Err(self
-                    .failed(AuditKind::TwoFactorFailed, subject, reason, key, db_now)
-                    .await);
+                return Err(match device {
+                    Some(nonce) => {
+                        self.device_failed(
+                            AuditKind::TwoFactorFailed,
+                            subject,
+                            reason,
+                            nonce,
+                            db_now,
+                        )
+                        .await
+                    }
+                    None => {
+                        self.failed(AuditKind::TwoFactorFailed, subject, reason, key, db_now)
+                            .await
+                    }
+                });
             }
             CodeCheck::Recovery(left) => {
                 self.record(
@@ -91,9 +117,13 @@ impl SignIn<'_> {
             CodeCheck::NotNeeded => Proof::PasswordTwoFactorTurnedOff,
         };
         let id = user.id.clone();
+        // As with the password: a trusted device's success leaves the account's lockout alone.
+        let clear_lockout = device.is_none();
         self.db
             .run(move |conn| {
-                LoginAttempt::clear(conn, &key)?;
+                if clear_lockout {
+                    LoginAttempt::clear(conn, &key)?;
+                }
                 User::record_login(conn, &id, db_now)
             })
             .await?;
