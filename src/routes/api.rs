@@ -184,11 +184,6 @@ async fn refresh(body: Result<JsonObject, ApiError>, site: Services<'_>) -> ApiR
 fn refused_answer(refused: Refused, invalid: &'static str) -> ApiError {
     match refused {
         Refused::Invalid => ApiError::new(Status::Unauthorized, "invalid_grant", invalid),
-        Refused::Disabled => ApiError::new(
-            Status::Unauthorized,
-            "invalid_grant",
-            "This account has been disabled.",
-        ),
         Refused::Locked(wait) => {
             ApiError::too_many(wait, "Too many failed sign-ins. Try again later.")
         }

@@ -241,6 +241,39 @@ fn wrong_codes_lock_the_account_like_wrong_passwords() {
 }
 
 #[test]
+fn an_account_disabled_between_the_steps_gets_the_wrong_code_answer() {
+    let app = spawn_app();
+    app.create_user("root", Role::Admin);
+    let user = app.create_user("dora", Role::User);
+    let (secret, _) = app.enable_two_factor(&user);
+    password_step(&app, "dora", false);
+    let wrong = app.post_form("/login/two-factor", &[("code", "123456")]);
+    let (wrong_status, wrong_body) = (wrong.status(), wrong.into_string().unwrap());
+    let now = app.clock().db_now();
+    User::set_disabled(&mut app.pool().get().unwrap(), &user.id, true, now).unwrap();
+    let right = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    assert_eq!(right.status(), wrong_status);
+    assert!(token_from(&right).is_none());
+    let right_body = right.into_string().unwrap();
+    let strip = |html: &str| match csrf_in(html) {
+        Some(token) => html.replace(&token, "CSRF"),
+        None => html.to_string(),
+    };
+    assert_eq!(strip(&right_body), strip(&wrong_body), "the same page");
+    assert!(!right_body.to_lowercase().contains("disabled"));
+    let filter = AuditFilter {
+        kind: Some("two_factor_failed".into()),
+        ..Default::default()
+    };
+    let events = AuditEvent::search(&mut app.pool().get().unwrap(), &filter, 1, 100)
+        .unwrap()
+        .0;
+    assert!(events
+        .iter()
+        .any(|e| e.detail.as_deref() == Some("disabled")));
+}
+
+#[test]
 fn a_recovery_code_signs_in_once() {
     let app = spawn_app();
     let user = app.create_user("margaret", Role::User);

@@ -27,14 +27,12 @@ impl SignIn<'_> {
         let subject = Who::user(&user.id, &user.username);
         self.throttled(AuditKind::TwoFactorFailed, Some(subject))
             .await?;
-        if user.disabled {
-            return Err(Refused::Disabled);
-        }
         let now = self.sessions.clock().now();
         let db_now = self.sessions.clock().db_now();
         let key = LoginAttempt::key_for_user(&user.id);
         let input = input.trim().to_string();
         let as_app_code = two_factor::looks_like_app_code(&input);
+        let disabled = user.disabled;
         let outcome = self
             .db
             .run({
@@ -42,6 +40,12 @@ impl SignIn<'_> {
                 move |conn| {
                     if let Some(until) = LoginAttempt::locked_until(conn, &key, db_now)? {
                         return Ok(CodeCheck::Locked(until));
+                    }
+                    if disabled {
+                        // Disabled between the two steps: the same answer as a wrong code,
+                        // counted the same way; the reason goes to the log and the audit trail.
+                        log::info!("two-factor sign-in refused: account {id} is disabled");
+                        return Ok(CodeCheck::Wrong("disabled"));
                     }
                     let Some(tf) = TwoFactor::enabled(conn, &id)? else {
                         // Turned off (by an admin) since the password step: the password
