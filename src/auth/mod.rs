@@ -12,6 +12,7 @@ mod revocations;
 mod sessions;
 mod throttle;
 mod tokens;
+mod two_factor_seal;
 
 pub mod next;
 pub mod signin;
@@ -27,3 +28,4 @@ pub use password::PasswordHasher;
 pub use sessions::{Refresh, Sessions, Started};
 pub use throttle::Throttle;
 pub use tokens::{Claims, Subject, TokenError, Tokens};
+pub use two_factor_seal::{reseal_all, TwoFactorSeal};

@@ -184,6 +184,11 @@ async fn refresh(body: Result<JsonObject, ApiError>, site: Services<'_>) -> ApiR
 fn refused_answer(refused: Refused, invalid: &'static str) -> ApiError {
     match refused {
         Refused::Invalid => ApiError::new(Status::Unauthorized, "invalid_grant", invalid),
+        Refused::TwoFactorUnavailable => ApiError::new(
+            Status::Unauthorized,
+            "two_factor_unavailable",
+            crate::auth::two_factor::UNAVAILABLE,
+        ),
         Refused::Locked(wait) => {
             ApiError::too_many(wait, "Too many failed sign-ins. Try again later.")
         }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::auth::next::safe_next;
 use crate::auth::signin::{Delivery, FirstStep, Refused, SignIn, Verified};
+use crate::auth::two_factor;
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
 use crate::error::Error;
 use crate::events::Who;
@@ -138,6 +139,7 @@ async fn login(
             Some(wait),
         ),
         Refused::Invalid => (INVALID_LOGIN.to_string(), None),
+        Refused::TwoFactorUnavailable => (two_factor::UNAVAILABLE.to_string(), None),
     };
     let page = login_form(ctx, values, &FieldErrors::form(message), next.as_deref());
     Ok(match wait {
@@ -212,6 +214,11 @@ async fn code(
         Err(Refused::Invalid) => {
             let mut errors = FieldErrors::new();
             errors.add("code", WRONG_CODE);
+            return Ok(FormOutcome::redo(code_form(ctx, &errors, next.as_deref())));
+        }
+        Err(Refused::TwoFactorUnavailable) => {
+            let mut errors = FieldErrors::new();
+            errors.add("code", two_factor::UNAVAILABLE);
             return Ok(FormOutcome::redo(code_form(ctx, &errors, next.as_deref())));
         }
         Err(Refused::Locked(wait) | Refused::Throttled(wait)) => {

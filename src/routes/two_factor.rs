@@ -35,6 +35,9 @@ const WRONG_APP_CODE: &str =
 
 const SETTINGS: &str = "/account/two-factor";
 
+const UNREADABLE_SETUP: &str =
+    "This setup can no longer be finished. Start again with \"Set up two-factor sign-in\".";
+
 /// Turning two-factor on or off: the password and a code. Both are checked, so both can be
 /// told wrong at once.
 #[derive(Debug, rocket::FromForm)]
@@ -70,11 +73,18 @@ async fn settings_page(
         })
         .await?;
     let row = row.as_ref();
-    let setup: Value = match row {
-        Some(row) if row.enabled_at.is_none() => {
-            let uri = two_factor::otpauth_uri(ISSUER, &user.username, &row.secret);
-            let grouped: Vec<String> = row
-                .secret
+    let pending = row.filter(|r| r.enabled_at.is_none()).and_then(|r| {
+        // A setup whose secret does not open is shown as none: "Set up" starts a new one.
+        site.sessions
+            .two_factor_seal()
+            .open(&r.user_id, &r.secret)
+            .map_err(|e| log::error!("two-factor setup not shown: {e}"))
+            .ok()
+    });
+    let setup: Value = match pending {
+        Some(secret) => {
+            let uri = two_factor::otpauth_uri(ISSUER, &user.username, &secret);
+            let grouped: Vec<String> = secret
                 .as_bytes()
                 .chunks(4)
                 .map(|c| String::from_utf8_lossy(c).into_owned())
@@ -85,7 +95,7 @@ async fn settings_page(
                 "uri": uri,
             })
         }
-        _ => Value::Null,
+        None => Value::Null,
     };
     Ok(ctx.page(
         "account/two_factor",
@@ -144,7 +154,11 @@ async fn begin_setup(
     _form: CsrfOnly<'_>,
     site: Services<'_>,
 ) -> Result<FormOutcome, Error> {
-    let (id, secret, now) = (user.id.clone(), two_factor::new_secret(), site.now());
+    let secret = site
+        .sessions
+        .two_factor_seal()
+        .seal(&user.id, &two_factor::new_secret())?;
+    let (id, now) = (user.id.clone(), site.now());
     let row = site
         .db
         .run(move |conn| TwoFactor::begin_setup(conn, &id, &secret, now))
@@ -189,7 +203,18 @@ async fn enable(
     if !password_ok(&site, &user.id, &input.password).await? {
         errors.add("password", "That is not your password.");
     }
-    let step = two_factor::check_code(&row.secret, &input.code, site.sessions.clock().now());
+    let step = match site
+        .sessions
+        .two_factor_seal()
+        .open(&row.user_id, &row.secret)
+    {
+        Ok(secret) => two_factor::check_code(&secret, &input.code, site.sessions.clock().now()),
+        Err(e) => {
+            log::error!("two-factor setup cannot be finished: {e}");
+            errors.add("code", UNREADABLE_SETUP);
+            return redo(ctx, &site, &user, &errors).await;
+        }
+    };
     if step.is_none() {
         errors.add(
             "code",
@@ -240,10 +265,11 @@ async fn code_ok(
     input: &str,
     recovery: bool,
 ) -> Result<bool, Error> {
-    let (id, input, now) = (
+    let (id, input, now, seal) = (
         user_id.to_string(),
         input.trim().to_string(),
         site.sessions.clock().now(),
+        site.sessions.two_factor_seal(),
     );
     site.db
         .run(move |conn| {
@@ -251,9 +277,9 @@ async fn code_ok(
                 return Ok(false);
             };
             let redeemed = if recovery {
-                two_factor::redeem(conn, &tf, &input, now)?
+                two_factor::redeem(conn, &tf, &seal, &input, now)?
             } else {
-                two_factor::redeem_app_code(conn, &tf, &input, now)?
+                two_factor::redeem_app_code(conn, &tf, &seal, &input, now)?
             };
             Ok(matches!(
                 redeemed,
@@ -261,6 +287,18 @@ async fn code_ok(
             ))
         })
         .await
+}
+
+/// The message for a code check whose stored secret does not open (logged); other errors as
+/// they are.
+fn unavailable(e: Error) -> Result<&'static str, Error> {
+    match e {
+        Error::SecretUnreadable(why) => {
+            log::error!("two-factor code not checked: {why}");
+            Ok(two_factor::UNAVAILABLE)
+        }
+        other => Err(other),
+    }
 }
 
 /// New recovery codes (the old ones stop working), after a current app code.
@@ -275,9 +313,14 @@ async fn replace_recovery_codes(
         return too_many(ctx, &site, &user, wait).await;
     }
     let code = form.parsed().map(|f| f.code).unwrap_or_default();
-    if !code_ok(&site, &user.id, &code, false).await? {
+    let wrong = match code_ok(&site, &user.id, &code, false).await {
+        Ok(true) => None,
+        Ok(false) => Some(WRONG_APP_CODE),
+        Err(e) => Some(unavailable(e)?),
+    };
+    if let Some(message) = wrong {
         let mut errors = FieldErrors::new();
-        errors.add("replace_code", WRONG_APP_CODE);
+        errors.add("replace_code", message);
         return redo(ctx, &site, &user, &errors).await;
     }
     let codes = two_factor::new_recovery_codes();
@@ -310,8 +353,10 @@ async fn disable(
     if !password_ok(&site, &user.id, &input.password).await? {
         errors.add("password", "That is not your password.");
     }
-    if !code_ok(&site, &user.id, &input.code, true).await? {
-        errors.add("code", WRONG_CODE);
+    match code_ok(&site, &user.id, &input.code, true).await {
+        Ok(true) => {}
+        Ok(false) => errors.add("code", WRONG_CODE),
+        Err(e) => errors.add("code", unavailable(e)?),
     }
     if !errors.is_empty() {
         return redo(ctx, &site, &user, &errors).await;

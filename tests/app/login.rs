@@ -134,14 +134,7 @@ fn a_disabled_account_answers_like_a_wrong_password_and_the_audit_trail_says_why
         wrong_third.2.replace("jed", "NAME")
     );
 
-    let filter = latchkey::models::AuditFilter {
-        kind: Some("login_failed".into()),
-        ..Default::default()
-    };
-    let events =
-        latchkey::models::AuditEvent::search(&mut app.pool().get().unwrap(), &filter, 1, 100)
-            .unwrap()
-            .0;
+    let events = app.audit_events("login_failed");
     assert!(
         events
             .iter()

@@ -33,3 +33,4 @@ mod sign_out_elsewhere;
 mod signup;
 mod tokens;
 mod two_factor;
+mod two_factor_at_rest;

@@ -70,10 +70,7 @@ fn setting_up_needs_a_code_from_the_app_and_shows_the_recovery_codes_once() {
         .into_string()
         .unwrap();
     assert!(page.contains("<svg"), "a QR code to scan");
-    let secret = TwoFactor::find(&mut app.pool().get().unwrap(), &user.id)
-        .unwrap()
-        .expect("a pending setup")
-        .secret;
+    let secret = app.two_factor_secret(&user);
     let grouped: Vec<String> = secret
         .as_bytes()
         .chunks(4)
@@ -261,13 +258,7 @@ fn an_account_disabled_between_the_steps_gets_the_wrong_code_answer() {
     };
     assert_eq!(strip(&right_body), strip(&wrong_body), "the same page");
     assert!(!right_body.to_lowercase().contains("disabled"));
-    let filter = AuditFilter {
-        kind: Some("two_factor_failed".into()),
-        ..Default::default()
-    };
-    let events = AuditEvent::search(&mut app.pool().get().unwrap(), &filter, 1, 100)
-        .unwrap()
-        .0;
+    let events = app.audit_events("two_factor_failed");
     assert!(events
         .iter()
         .any(|e| e.detail.as_deref() == Some("disabled")));

@@ -112,6 +112,8 @@ pub enum Refused {
     Invalid,
     /// Locked after too many failures; try again after this long.
     Locked(Duration),
+    /// The account's stored two-factor secret cannot be decrypted (recovery codes still work).
+    TwoFactorUnavailable,
     /// Too many attempts from this client; try again after this long.
     Throttled(Duration),
     /// The check itself could not run (database unreachable…).
