@@ -135,6 +135,15 @@ fn plain_secrets_are_encrypted_at_start_up_and_still_work() {
     let again = second_instance(&app);
     assert_eq!(stored(&app, &user), column, "idempotent: left as it is");
     drop(again);
+    // An instance that read the plain value before this one encrypted it changes nothing.
+    let late = TwoFactor::replace_secret(
+        &mut app.pool().get().unwrap(),
+        &user.id,
+        &secret,
+        "v1.late.x",
+    );
+    assert!(!late.unwrap(), "only if the row still holds what was read");
+    assert_eq!(stored(&app, &user), column);
     assert_eq!(
         sign_in_with_code(&restarted, &app, "legacy", &secret),
         Status::SeeOther
