@@ -573,10 +573,19 @@ fn admins_see_and_revoke_a_users_keys_and_disabled_owners_cannot_use_them() {
     let response = app.post_form(&format!("/admin/users/{}/disable", owner.id), &[]);
     assert_eq!(response.status(), Status::SeeOther);
     drop(response);
-    assert_error(
-        exchange(&app.client, &key),
-        Status::Unauthorized,
-        "invalid_grant",
+    let disabled = body(exchange(&app.client, &key));
+    let unknown = body(exchange(&app.client, "lk_not-a-real-key-at-all"));
+    assert_eq!(
+        disabled, unknown,
+        "a disabled owner's key answers as an unknown key"
+    );
+    assert_eq!(disabled["error"], "invalid_grant");
+    assert!(
+        app.audit_events("login_failed")
+            .iter()
+            .any(|e| e.subject_id.as_deref() == Some(owner.id.as_str())
+                && e.detail.as_deref() == Some("disabled")),
+        "the reason is audited"
     );
     app.post_form(&format!("/admin/users/{}/enable", owner.id), &[]);
     assert_eq!(exchange(&app.client, &key).status(), Status::Ok);

@@ -261,3 +261,31 @@ fn a_secret_that_does_not_decrypt_gets_a_clear_answer_and_an_audit_event() {
     };
     assert!(unreadable(&alice.id) && unreadable(&bob.id), "audited");
 }
+
+#[test]
+fn the_settings_page_answers_an_unreadable_secret_with_a_message() {
+    let app = spawn_app();
+    let user = app.sign_in_as("keeper", Role::User);
+    let (secret, _) = app.enable_two_factor(&user);
+    store(&app, &user, "v1.gone-key.AAAA");
+    let code = code_at(&secret, app.clock().now()).unwrap();
+    for (uri, fields) in [
+        (
+            "/account/two-factor/recovery-codes",
+            vec![("code", code.as_str())],
+        ),
+        (
+            "/account/two-factor/disable",
+            vec![("code", code.as_str()), ("password", PASSWORD)],
+        ),
+    ] {
+        let response = app.post_form(uri, &fields);
+        assert_eq!(
+            response.status(),
+            Status::UnprocessableEntity,
+            "{uri}: never a 500"
+        );
+        let page = response.into_string().unwrap();
+        assert!(page.contains("is unavailable for"), "{uri}");
+    }
+}
