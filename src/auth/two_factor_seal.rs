@@ -126,22 +126,30 @@ impl TwoFactorSeal {
     }
 }
 
-/// Seals plain secrets and moves sealed ones to the active key, in one transaction; each row is
-/// replaced only if it still holds the value read (another instance may be doing the same), so
-/// running it again, or on several instances at once, is harmless. A row that cannot be opened
-/// is logged and left as it is. Returns how many rows were rewritten.
+/// Seals plain secrets and moves sealed ones to the active key, the writes in one transaction;
+/// each row is replaced only if it still holds the value read (another instance may be doing the
+/// same), so running it again, or on several instances at once, is harmless. The rows are read
+/// and encrypted before the transaction, which then only writes: a SQLite transaction that read
+/// first could not take the write lock while another instance holds it (SQLITE_BUSY), and with
+/// nothing to change there is no transaction at all. A row that cannot be opened is logged and
+/// left as it is. Returns how many rows were rewritten.
 pub fn reseal_all(conn: &mut DbConnection, seal: &TwoFactorSeal) -> Result<usize, Error> {
+    let mut changes = Vec::new();
+    for (user_id, stored) in TwoFactor::stored_secrets(conn)? {
+        match seal.resealed(&user_id, &stored) {
+            Ok(Some(new)) => changes.push((user_id, stored, new)),
+            Ok(None) => {}
+            Err(e) => log::error!("two-factor secret left as it is: {e}"),
+        }
+    }
+    if changes.is_empty() {
+        return Ok(0);
+    }
     conn.transaction(|conn| {
         let mut changed = 0;
-        for (user_id, stored) in TwoFactor::stored_secrets(conn)? {
-            match seal.resealed(&user_id, &stored) {
-                Ok(Some(new)) => {
-                    if TwoFactor::replace_secret(conn, &user_id, &stored, &new)? {
-                        changed += 1;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => log::error!("two-factor secret left as it is: {e}"),
+        for (user_id, old, new) in &changes {
+            if TwoFactor::replace_secret(conn, user_id, old, new)? {
+                changed += 1;
             }
         }
         Ok(changed)

@@ -289,3 +289,32 @@ fn the_settings_page_answers_an_unreadable_secret_with_a_message() {
         assert!(page.contains("is unavailable for"), "{uri}");
     }
 }
+
+#[test]
+fn instances_starting_together_both_start_and_encrypt_each_row_once() {
+    let app = spawn_app();
+    let now = app.clock().db_now();
+    let users: Vec<(User, String)> = (0..6)
+        .map(|i| {
+            let user = app.create_user(&format!("crowd{i}"), Role::User);
+            let secret = new_secret();
+            let mut conn = app.pool().get().unwrap();
+            TwoFactor::begin_setup(&mut conn, &user.id, &secret, now).unwrap();
+            (user, secret)
+        })
+        .collect();
+    let starts: Vec<_> = (0..2)
+        .map(|_| {
+            let figment = app.figment.clone();
+            std::thread::spawn(move || Client::tracked(latchkey::rocket(figment)).is_ok())
+        })
+        .collect();
+    for start in starts {
+        assert!(start.join().unwrap(), "each instance started");
+    }
+    for (user, secret) in &users {
+        let column = stored(&app, user);
+        assert!(column.starts_with("v1."), "{column}");
+        assert_eq!(&app.two_factor_secret(user), secret);
+    }
+}
