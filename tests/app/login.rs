@@ -99,15 +99,21 @@ fn answer_of(response: rocket::local::blocking::LocalResponse<'_>) -> (Status, b
     (status, cookie, body)
 }
 
-#[test]
-fn a_disabled_account_answers_like_a_wrong_password_and_the_audit_trail_says_why() {
-    let app = spawn_app_with(|f| f.merge(("lockout_threshold", 3)));
+/// An admin (so a user can be disabled), "ivy" disabled and "jed" enabled; returns ivy.
+fn disabled_ivy_and_jed(app: &TestApp) -> latchkey::models::User {
     app.create_user("root", Role::Admin);
     let ivy = app.create_user("ivy", Role::User);
     app.create_user("jed", Role::User);
     let now = app.clock().db_now();
     latchkey::models::User::set_disabled(&mut app.pool().get().unwrap(), &ivy.id, true, now)
         .unwrap();
+    ivy
+}
+
+#[test]
+fn a_disabled_account_answers_like_a_wrong_password_and_the_audit_trail_says_why() {
+    let app = spawn_app_with(|f| f.merge(("lockout_threshold", 3)));
+    let ivy = disabled_ivy_and_jed(&app);
 
     let disabled = answer_of(app.login("ivy", PASSWORD));
     let wrong = answer_of(app.login("jed", "wrong-password-here"));
@@ -141,6 +147,35 @@ fn a_disabled_account_answers_like_a_wrong_password_and_the_audit_trail_says_why
             .any(|e| e.subject_id.as_deref() == Some(ivy.id.as_str())
                 && e.detail.as_deref() == Some("disabled")),
         "the reason is in the audit trail"
+    );
+}
+
+#[test]
+fn a_disabled_account_takes_as_long_to_refuse_as_a_wrong_password() {
+    // OWASP's argon2 cost, so that skipping the hash check would show.
+    let app = spawn_app_with(|f| {
+        f.merge(("argon2_memory_kib", 19456))
+            .merge(("argon2_iterations", 2))
+            .merge(("lockout_threshold", 100))
+    });
+    disabled_ivy_and_jed(&app);
+    // Alternating, and the fastest of each: load on the machine only adds time, to both.
+    let timed = |username: &str, password: &str| {
+        let start = std::time::Instant::now();
+        assert_eq!(
+            app.login(username, password).status(),
+            Status::UnprocessableEntity
+        );
+        start.elapsed()
+    };
+    let (mut disabled, mut wrong) = (std::time::Duration::MAX, std::time::Duration::MAX);
+    for _ in 0..7 {
+        disabled = disabled.min(timed("ivy", PASSWORD));
+        wrong = wrong.min(timed("jed", "wrong-password-here"));
+    }
+    assert!(
+        disabled * 2 > wrong && wrong * 2 > disabled,
+        "disabled {disabled:?} vs wrong password {wrong:?}"
     );
 }
 
