@@ -28,6 +28,7 @@ pub fn watch_keys(rocket: &Rocket<Orbit>) {
         return;
     }
     let tokens = sessions.tokens_shared();
+    let db = sessions.db().clone();
     let shutdown = rocket.shutdown();
     rocket::tokio::spawn(async move {
         let modified =
@@ -59,9 +60,10 @@ pub fn watch_keys(rocket: &Rocket<Orbit>) {
                 continue;
             }
             seen = now_seen;
-            let (settings, tokens, csrf) = (settings.clone(), tokens.clone(), csrf.clone());
+            let (settings, tokens, csrf, db) =
+                (settings.clone(), tokens.clone(), csrf.clone(), db.clone());
             let result = rocket::tokio::task::spawn_blocking(move || {
-                crate::auth::reload_keys(&settings, &tokens, &csrf)
+                crate::auth::reload_keys(&settings, &tokens, &csrf, &db)
             })
             .await;
             match result {

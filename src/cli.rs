@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::auth::KeyFile;
-use crate::auth::{Keyring, PasswordHasher};
+use crate::auth::{reseal_all, Keyring, PasswordHasher, TwoFactorSeal};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::db::{self, Db};
 use crate::error::Error;
@@ -129,7 +129,9 @@ fn rotate_keys(alg: Option<JwtAlgorithm>) -> Result<(), Error> {
             "LATCHKEY_JWT_SECRET is set, so the key file is not used; unset it to rotate keys with the key file".into(),
         ));
     }
-    let rotation = KeyFile::rotate_with(&settings.key_file, settings.key_grace_secs, alg)?;
+    let path = &settings.key_file;
+    let before = Keyring::from_file(path, settings.key_grace_secs).ok();
+    let rotation = KeyFile::rotate_with(path, settings.key_grace_secs, alg)?;
     println!(
         "new {} signing key {} in {}",
         rotation.alg,
@@ -156,7 +158,28 @@ fn rotate_keys(alg: Option<JwtAlgorithm>) -> Result<(), Error> {
         "running instances using this file sign with the new key within a second (or at once on \
          `kill -HUP`); copy the file, by a rename, to instances on other machines"
     );
+    if let Some(before) = before {
+        reseal_two_factor(&settings, &before);
+    }
     Ok(())
+}
+
+/// Moves two-factor secrets to the new active key at once, opening them with the keys this
+/// rotation may just have dropped, so pruning a key never strands a secret. Instances do the same
+/// when they load the new file; this covers a rotation while none runs.
+fn reseal_two_factor(settings: &Settings, before: &Keyring) {
+    let resealed =
+        Keyring::from_file(&settings.key_file, settings.key_grace_secs).and_then(|now| {
+            let seal = TwoFactorSeal::new(&now).with_older(before);
+            reseal_all(&mut *Db::new(&settings.database()).get()?, &seal)
+        });
+    match resealed {
+        Ok(n) => println!("two-factor secrets re-encrypted under the new key: {n}"),
+        Err(e) => println!(
+            "note: two-factor secrets not re-encrypted now ({e}); instances do it when they load \
+             the new key, so keep the old keys on the ring until one has"
+        ),
+    }
 }
 
 fn list_keys() -> Result<(), Error> {

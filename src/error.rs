@@ -40,6 +40,9 @@ pub enum Error {
     /// A change could not be saved, so none of it was (its transaction rolled back).
     #[error("change not saved, nothing changed: {0}")]
     NotSaved(String),
+    /// A stored two-factor secret cannot be decrypted (altered, moved, or its key is gone).
+    #[error("two-factor secret unreadable: {0}")]
+    SecretUnreadable(String),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),

@@ -26,7 +26,7 @@ use rocket::figment::Figment;
 use rocket::fs::FileServer;
 use rocket::{Build, Orbit, Rocket};
 
-use crate::auth::{Csrf, Keyring, PasswordHasher, Sessions, Throttle, Tokens};
+use crate::auth::{Csrf, Keyring, PasswordHasher, Sessions, Throttle, Tokens, TwoFactorSeal};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
@@ -66,6 +66,15 @@ fn prepare(figment: &Figment) -> Result<Parts, Error> {
         keyring.active().kid,
         keyring.kids()
     );
+    // Plain secrets from before encryption, and secrets under an older key, move to the active
+    // key now (SQL has no key, so a migration cannot do it).
+    let resealed = auth::reseal_all(&mut *db.get()?, &TwoFactorSeal::new(&keyring))?;
+    if resealed > 0 {
+        log::info!(
+            "{resealed} two-factor secrets encrypted under key {}",
+            keyring.active().kid
+        );
+    }
     let csrf = Csrf::new(
         &keyring,
         settings.cookie_secure(),
@@ -147,7 +156,7 @@ pub fn reload_keys(rocket: &Rocket<Orbit>) -> Result<bool, Error> {
         rocket.state::<Csrf>(),
     ) {
         (Some(settings), Some(sessions), Some(csrf)) => {
-            auth::reload_keys(settings, sessions.tokens(), csrf)
+            auth::reload_keys(settings, sessions.tokens(), csrf, sessions.db())
         }
         _ => Ok(false),
     }

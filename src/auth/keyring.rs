@@ -237,6 +237,12 @@ impl Keyring {
         Ok(ring)
     }
 
+    /// The ring in the key file at `path`, whatever its active key's algorithm (for `keys
+    /// rotate`, which may switch it).
+    pub fn from_file(path: &Path, grace_secs: i64) -> Result<Keyring, Error> {
+        KeyFile::read(path)?.into_keyring(path, grace_secs)
+    }
+
     /// A ring of one key from a secret given directly (environment or tests).
     pub fn from_secret(secret: &[u8]) -> Result<Keyring, Error> {
         check_strength(secret).map_err(|why| {

@@ -13,6 +13,7 @@ mod sessions;
 mod sudo;
 mod throttle;
 mod tokens;
+mod two_factor_seal;
 
 pub mod next;
 pub mod signin;
@@ -29,3 +30,4 @@ pub use sessions::{Refresh, Sessions, Started};
 pub use sudo::{Sudo, SudoRequired};
 pub use throttle::Throttle;
 pub use tokens::{Claims, Subject, TokenError, Tokens};
+pub use two_factor_seal::{reseal_all, TwoFactorSeal};

@@ -129,6 +129,11 @@ impl Sessions {
         &self.tokens
     }
 
+    /// The keys that seal and open two-factor secrets, from the keyring in use now.
+    pub fn two_factor_seal(&self) -> super::TwoFactorSeal {
+        super::TwoFactorSeal::new(&self.tokens.keyring())
+    }
+
     /// The token signer/verifier, shared (for the key reloader).
     pub fn tokens_shared(&self) -> Arc<Tokens> {
         Arc::clone(&self.tokens)

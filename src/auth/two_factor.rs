@@ -8,10 +8,15 @@ use rand::Rng;
 use time::OffsetDateTime;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
+use super::TwoFactorSeal;
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::{RecoveryCode, TwoFactor};
 use crate::text::percent_encode;
+
+/// What a user is told when their stored secret cannot be decrypted (the detail is logged).
+pub const UNAVAILABLE: &str = "Two-factor sign-in with your authenticator app is unavailable for \
+     this account. Enter one of your recovery codes, or contact an administrator, who can reset it.";
 
 /// Seconds per code.
 const STEP_SECS: i64 = 30;
@@ -64,14 +69,17 @@ pub enum Redeemed {
     Wrong,
 }
 
-/// Accepts `input` as the app's current code for `tf`, once per 30-second step (on any instance).
+/// Accepts `input` as the app's current code for `tf` (its secret opened with `seal`), once per
+/// 30-second step (on any instance). `Error::SecretUnreadable` when the secret does not open.
 pub fn redeem_app_code(
     conn: &mut DbConnection,
     tf: &TwoFactor,
+    seal: &TwoFactorSeal,
     input: &str,
     now: OffsetDateTime,
 ) -> Result<Redeemed, Error> {
-    Ok(match check_code(&tf.secret, input, now) {
+    let secret = seal.open(&tf.user_id, &tf.secret)?;
+    Ok(match check_code(&secret, input, now) {
         Some(step) if TwoFactor::accept_step(conn, &tf.user_id, step)? => Redeemed::AppCode,
         Some(_) => Redeemed::Reused,
         None => Redeemed::Wrong,
@@ -79,15 +87,16 @@ pub fn redeem_app_code(
 }
 
 /// Accepts `input` as the app's current code or, when it does not look like one, as one of
-/// the user's unused recovery codes.
+/// the user's unused recovery codes (which work even when the secret does not open).
 pub fn redeem(
     conn: &mut DbConnection,
     tf: &TwoFactor,
+    seal: &TwoFactorSeal,
     input: &str,
     now: OffsetDateTime,
 ) -> Result<Redeemed, Error> {
     if looks_like_app_code(input) {
-        return redeem_app_code(conn, tf, input, now);
+        return redeem_app_code(conn, tf, seal, input, now);
     }
     let now = now.to_offset(time::UtcOffset::UTC);
     let at = time::PrimitiveDateTime::new(now.date(), now.time());

@@ -14,7 +14,8 @@ use crate::error::Error;
 pub struct TwoFactor {
     /// The user.
     pub user_id: String,
-    /// The shared secret, base32 (RFC 4648, no padding).
+    /// The shared secret as stored: sealed (`v1.<kid>.…`, see `auth::TwoFactorSeal`); open it
+    /// before use.
     pub secret: String,
     /// When the setup began.
     pub created_at: PrimitiveDateTime,
@@ -39,7 +40,7 @@ impl TwoFactor {
         Ok(TwoFactor::find(conn, user_id)?.filter(|t| t.enabled_at.is_some()))
     }
 
-    /// Starts (or restarts) a setup with `secret`; refuses when two-factor is already on.
+    /// Starts (or restarts) a setup with `secret` (already sealed); refuses when two-factor is already on.
     /// Returns the row to show.
     pub fn begin_setup(
         conn: &mut DbConnection,
@@ -104,6 +105,31 @@ impl TwoFactor {
                 .filter(two_factor::last_step.lt(step)),
         )
         .set(two_factor::last_step.eq(step))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Every stored secret, as `(user_id, secret)`, for re-encryption.
+    pub fn stored_secrets(conn: &mut DbConnection) -> Result<Vec<(String, String)>, Error> {
+        Ok(two_factor::table
+            .select((two_factor::user_id, two_factor::secret))
+            .load(conn)?)
+    }
+
+    /// Stores `new` as the user's secret if it still is `old` (so two instances re-encrypting at
+    /// once do not overwrite each other, or a new setup); true if it was replaced.
+    pub fn replace_secret(
+        conn: &mut DbConnection,
+        user_id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, Error> {
+        let n = diesel::update(
+            two_factor::table
+                .find(user_id)
+                .filter(two_factor::secret.eq(old)),
+        )
+        .set(two_factor::secret.eq(new))
         .execute(conn)?;
         Ok(n == 1)
     }

@@ -184,10 +184,10 @@ async fn refresh(body: Result<JsonObject, ApiError>, site: Services<'_>) -> ApiR
 fn refused_answer(refused: Refused, invalid: &'static str) -> ApiError {
     match refused {
         Refused::Invalid => ApiError::new(Status::Unauthorized, "invalid_grant", invalid),
-        Refused::Disabled => ApiError::new(
+        Refused::TwoFactorUnavailable => ApiError::new(
             Status::Unauthorized,
-            "invalid_grant",
-            "This account has been disabled.",
+            "two_factor_unavailable",
+            crate::auth::two_factor::UNAVAILABLE,
         ),
         Refused::Locked(wait) => {
             ApiError::too_many(wait, "Too many failed sign-ins. Try again later.")

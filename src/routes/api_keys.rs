@@ -9,7 +9,7 @@ use crate::auth::{CsrfForm, CsrfOnly, CurrentUser, Sudo};
 use crate::error::Error;
 use crate::events::Who;
 use crate::models::{ApiKey, AuditKind, KeyScope};
-use crate::routes::services::Services;
+use crate::routes::services::{unreadable_secret, Services};
 use crate::validation::{field, FieldErrors};
 use crate::view::{FormOutcome, KeyView, Page, PageContext};
 
@@ -147,11 +147,16 @@ async fn create(
         );
     }
     // A key outlives the session: with two-factor on, it takes the current code too.
-    if site.has_two_factor(&user.id).await? && !site.code_ok(&user.id, &code, false).await? {
-        errors.add(
-            "code",
-            "That code is not right, or was already used. Enter the 6-digit code your app shows now.",
-        );
+    if site.has_two_factor(&user.id).await? {
+        match site.code_ok(&user.id, &code, false).await {
+            Ok(true) => {}
+            Ok(false) => errors.add(
+                "code",
+                "That code is not right, or was already used. Enter the 6-digit code your app shows now.",
+            ),
+            // The stored secret does not open: say so (logged), not a wrong code.
+            Err(e) => errors.add("code", unreadable_secret(e)?),
+        }
     }
     if !errors.is_empty() {
         let extra = json!({ "errors": errors, "values": values });

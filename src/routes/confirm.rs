@@ -10,7 +10,7 @@ use crate::auth::{CsrfForm, CurrentUser, Via};
 use crate::error::Error;
 use crate::events::{Event, Who};
 use crate::models::AuditKind;
-use crate::routes::services::Services;
+use crate::routes::services::{unreadable_secret, Services};
 use crate::validation::FieldErrors;
 use crate::view::{wait_words, FormOutcome, Page, PageContext};
 
@@ -95,8 +95,11 @@ async fn confirm(
         code: String::new(),
     });
     let (ok, field, wrong, how) = if two_factor {
-        let ok = site.code_ok(&user.id, &proof.code, false).await?;
-        (ok, "code", WRONG_CODE, "code")
+        match site.code_ok(&user.id, &proof.code, false).await {
+            Ok(ok) => (ok, "code", WRONG_CODE, "code"),
+            // The stored secret does not open: say so (logged), not a wrong code.
+            Err(e) => (false, "code", unreadable_secret(e)?, "code"),
+        }
     } else {
         let ok = site.password_ok(&user.id, &proof.password).await?;
         (ok, "password", WRONG_PASSWORD, "password")

@@ -86,10 +86,11 @@ impl Services<'_> {
     /// Whether `input` is the app's current code for the user (each works once) or, with
     /// `recovery`, an unused recovery code too (which it uses up).
     pub async fn code_ok(&self, user_id: &str, input: &str, recovery: bool) -> Result<bool, Error> {
-        let (id, input, now) = (
+        let (id, input, now, seal) = (
             user_id.to_string(),
             input.trim().to_string(),
             self.sessions.clock().now(),
+            self.sessions.two_factor_seal(),
         );
         self.db
             .run(move |conn| {
@@ -97,9 +98,9 @@ impl Services<'_> {
                     return Ok(false);
                 };
                 let redeemed = if recovery {
-                    two_factor::redeem(conn, &tf, &input, now)?
+                    two_factor::redeem(conn, &tf, &seal, &input, now)?
                 } else {
-                    two_factor::redeem_app_code(conn, &tf, &input, now)?
+                    two_factor::redeem_app_code(conn, &tf, &seal, &input, now)?
                 };
                 Ok(matches!(
                     redeemed,
@@ -138,5 +139,17 @@ impl Services<'_> {
             event = event.detail(detail);
         }
         self.audit.record(event).await;
+    }
+}
+
+/// The message for a code check whose stored secret does not open (logged); other errors as
+/// they are.
+pub fn unreadable_secret(e: Error) -> Result<&'static str, Error> {
+    match e {
+        Error::SecretUnreadable(why) => {
+            log::error!("two-factor code not checked: {why}");
+            Ok(two_factor::UNAVAILABLE)
+        }
+        other => Err(other),
     }
 }

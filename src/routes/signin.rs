@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::auth::next::safe_next;
 use crate::auth::signin::{Delivery, FirstStep, Refused, SignIn, Verified};
+use crate::auth::two_factor;
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
 use crate::error::Error;
 use crate::events::Who;
@@ -23,9 +24,6 @@ pub fn routes() -> Vec<rocket::Route> {
 
 /// The one answer to any failed sign-in, so it never tells whether the account exists.
 const INVALID_LOGIN: &str = "Invalid username or password.";
-
-const DISABLED: &str =
-    "This account has been disabled. Contact an administrator if you think this is a mistake.";
 
 const WRONG_CODE: &str = "That code is not right, or was already used. Enter the current \
      6-digit code from your authenticator app, or one of your recovery codes.";
@@ -141,10 +139,7 @@ async fn login(
             Some(wait),
         ),
         Refused::Invalid => (INVALID_LOGIN.to_string(), None),
-        Refused::Disabled => {
-            let page = login_form(ctx, values, &FieldErrors::form(DISABLED), next.as_deref());
-            return Ok(FormOutcome::Redo((rocket::http::Status::Forbidden, page)));
-        }
+        Refused::TwoFactorUnavailable => (two_factor::UNAVAILABLE.to_string(), None),
     };
     let page = login_form(ctx, values, &FieldErrors::form(message), next.as_deref());
     Ok(match wait {
@@ -221,14 +216,15 @@ async fn code(
             errors.add("code", WRONG_CODE);
             return Ok(FormOutcome::redo(code_form(ctx, &errors, next.as_deref())));
         }
+        Err(Refused::TwoFactorUnavailable) => {
+            let mut errors = FieldErrors::new();
+            errors.add("code", two_factor::UNAVAILABLE);
+            return Ok(FormOutcome::redo(code_form(ctx, &errors, next.as_deref())));
+        }
         Err(Refused::Locked(wait) | Refused::Throttled(wait)) => {
             let message = format!("Too many wrong codes. Try again in {}.", wait_words(wait));
             let page = code_form(ctx, &FieldErrors::form(message), next.as_deref());
             return Ok(FormOutcome::wait(page, wait));
-        }
-        Err(Refused::Disabled) => {
-            signin.release(jar);
-            return Ok(FormOutcome::error("/login", DISABLED));
         }
     };
     signin.release(jar);

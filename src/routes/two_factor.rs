@@ -10,7 +10,7 @@ use crate::auth::{CsrfForm, CsrfOnly, CurrentUser, Via};
 use crate::error::Error;
 use crate::events::Who;
 use crate::models::{AuditKind, RecoveryCode, TwoFactor};
-use crate::routes::services::Services;
+use crate::routes::services::{unreadable_secret, Services};
 use crate::text::format_db_time;
 use crate::validation::FieldErrors;
 use crate::view::{wait_words, FormOutcome, Page, PageContext};
@@ -36,6 +36,9 @@ const WRONG_APP_CODE: &str =
     "That code is not right, or was already used. Enter the 6-digit code your app shows now.";
 
 const SETTINGS: &str = "/account/two-factor";
+
+const UNREADABLE_SETUP: &str =
+    "This setup can no longer be finished. Start again with \"Set up two-factor sign-in\".";
 
 /// Turning two-factor on or off: the password and a code. Both are checked, so both can be
 /// told wrong at once.
@@ -72,11 +75,18 @@ async fn settings_page(
         })
         .await?;
     let row = row.as_ref();
-    let setup: Value = match row {
-        Some(row) if row.enabled_at.is_none() => {
-            let uri = two_factor::otpauth_uri(ISSUER, &user.username, &row.secret);
-            let grouped: Vec<String> = row
-                .secret
+    let pending = row.filter(|r| r.enabled_at.is_none()).and_then(|r| {
+        // A setup whose secret does not open is shown as none: "Set up" starts a new one.
+        site.sessions
+            .two_factor_seal()
+            .open(&r.user_id, &r.secret)
+            .map_err(|e| log::error!("two-factor setup not shown: {e}"))
+            .ok()
+    });
+    let setup: Value = match pending {
+        Some(secret) => {
+            let uri = two_factor::otpauth_uri(ISSUER, &user.username, &secret);
+            let grouped: Vec<String> = secret
                 .as_bytes()
                 .chunks(4)
                 .map(|c| String::from_utf8_lossy(c).into_owned())
@@ -87,7 +97,7 @@ async fn settings_page(
                 "uri": uri,
             })
         }
-        _ => Value::Null,
+        None => Value::Null,
     };
     Ok(ctx.page(
         "account/two_factor",
@@ -146,7 +156,11 @@ async fn begin_setup(
     _form: CsrfOnly<'_>,
     site: Services<'_>,
 ) -> Result<FormOutcome, Error> {
-    let (id, secret, now) = (user.id.clone(), two_factor::new_secret(), site.now());
+    let secret = site
+        .sessions
+        .two_factor_seal()
+        .seal(&user.id, &two_factor::new_secret())?;
+    let (id, now) = (user.id.clone(), site.now());
     let row = site
         .db
         .run(move |conn| TwoFactor::begin_setup(conn, &id, &secret, now))
@@ -192,7 +206,18 @@ async fn enable(
     if !site.password_ok(&user.id, &input.password).await? {
         errors.add("password", "That is not your password.");
     }
-    let step = two_factor::check_code(&row.secret, &input.code, site.sessions.clock().now());
+    let step = match site
+        .sessions
+        .two_factor_seal()
+        .open(&row.user_id, &row.secret)
+    {
+        Ok(secret) => two_factor::check_code(&secret, &input.code, site.sessions.clock().now()),
+        Err(e) => {
+            log::error!("two-factor setup cannot be finished: {e}");
+            errors.add("code", UNREADABLE_SETUP);
+            return redo(ctx, &site, &user, &errors).await;
+        }
+    };
     if step.is_none() {
         errors.add(
             "code",
@@ -244,9 +269,14 @@ async fn replace_recovery_codes(
         return too_many(ctx, &site, &user, wait).await;
     }
     let code = form.parsed().map(|f| f.code).unwrap_or_default();
-    if !site.code_ok(&user.id, &code, false).await? {
+    let wrong = match site.code_ok(&user.id, &code, false).await {
+        Ok(true) => None,
+        Ok(false) => Some(WRONG_APP_CODE),
+        Err(e) => Some(unreadable_secret(e)?),
+    };
+    if let Some(message) = wrong {
         let mut errors = FieldErrors::new();
-        errors.add("replace_code", WRONG_APP_CODE);
+        errors.add("replace_code", message);
         return redo(ctx, &site, &user, &errors).await;
     }
     let codes = two_factor::new_recovery_codes();
@@ -279,8 +309,10 @@ async fn disable(
     if !site.password_ok(&user.id, &input.password).await? {
         errors.add("password", "That is not your password.");
     }
-    if !site.code_ok(&user.id, &input.code, true).await? {
-        errors.add("code", WRONG_CODE);
+    match site.code_ok(&user.id, &input.code, true).await {
+        Ok(true) => {}
+        Ok(false) => errors.add("code", WRONG_CODE),
+        Err(e) => errors.add("code", unreadable_secret(e)?),
     }
     if !errors.is_empty() {
         return redo(ctx, &site, &user, &errors).await;

@@ -182,7 +182,13 @@ fn disable_blocks_sign_in_and_enable_restores_it() {
     drop(response);
     assert!(app.user("tina").unwrap().disabled);
     app.logout();
-    assert_eq!(app.login("tina", PASSWORD).status(), Status::Forbidden);
+    let refused = app.login("tina", PASSWORD);
+    assert_eq!(refused.status(), Status::UnprocessableEntity);
+    let said = refused.into_string().unwrap();
+    assert!(
+        said.contains("Invalid username or password."),
+        "as a wrong password"
+    );
 
     app.sign_in_again("boss");
     let response = app.post_form(&format!("/admin/users/{}/enable", target.id), &[]);

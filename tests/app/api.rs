@@ -1,7 +1,7 @@
 //! The JSON API: tokens, Bearer errors per RFC 6750, revocation, roles, CSRF for cookie clients,
 //! and lockout shared with the HTML sign-in.
 
-use latchkey::models::Role;
+use latchkey::models::{Role, User};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::blocking::{Client, LocalResponse};
 use serde_json::{json, Value};
@@ -49,6 +49,29 @@ fn assert_error(response: LocalResponse<'_>, status: Status, error: &str) -> Val
     assert_eq!(json["error"], error, "{json}");
     assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
     json
+}
+
+#[test]
+fn a_disabled_account_gets_the_wrong_password_answer() {
+    let app = spawn_app();
+    app.create_user("root", Role::Admin);
+    let ivy = app.create_user("ivy", Role::User);
+    app.create_user("jed", Role::User);
+    let now = app.clock().db_now();
+    User::set_disabled(&mut app.pool().get().unwrap(), &ivy.id, true, now).unwrap();
+    let grant = |username: &str, password: &str| {
+        let response = post_json(
+            &app.client,
+            "/api/token",
+            &json!({"username": username, "password": password}).to_string(),
+        );
+        (response.status(), body(response))
+    };
+    let disabled = grant("ivy", PASSWORD);
+    let wrong = grant("jed", "wrong-password-here");
+    assert_eq!(disabled.0, Status::Unauthorized);
+    assert_eq!(disabled, wrong, "same status, same body");
+    assert_eq!(disabled.1["message"], "Invalid username or password.");
 }
 
 #[test]

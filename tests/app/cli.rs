@@ -9,6 +9,17 @@ use rocket::http::Status;
 use crate::helpers::*;
 
 fn latchkey(db_url: &str, dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    latchkey_with(db_url, dir, args, stdin, &[])
+}
+
+/// [`latchkey`] with more environment variables.
+fn latchkey_with(
+    db_url: &str,
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -17,6 +28,7 @@ fn latchkey(db_url: &str, dir: &std::path::Path, args: &[&str], stdin: &str) -> 
         .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
         .env("LATCHKEY_ARGON2_ITERATIONS", "1")
         .env_remove("LATCHKEY_JWT_SECRET")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -240,6 +252,64 @@ fn an_unreachable_database_is_reported_plainly() {
     assert!(err.contains("connection refused"), "{err}");
     assert!(!err.contains("hunter2"), "password not printed");
     assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn keys_rotate_moves_two_factor_secrets_to_the_new_key_before_dropping_the_old() {
+    use latchkey::auth::two_factor::code_at;
+    use latchkey::auth::KeyFile;
+
+    let key_file = tempfile::tempdir().unwrap();
+    let path = key_file.path().join("keys.json");
+    let first = KeyFile::rotate(&path, 86_400).unwrap();
+    let app = spawn_app_with(with_key_file(key_file.path()));
+    let user = app.create_user("rotated", Role::User);
+    let (secret, _) = app.enable_two_factor(&user);
+    let kid = || {
+        latchkey::models::TwoFactor::find(&mut app.pool().get().unwrap(), &user.id)
+            .unwrap()
+            .unwrap()
+            .secret
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(kid(), first.new_kid);
+
+    // No grace period: the old key leaves the file in this very rotation.
+    let out = latchkey_with(
+        app.db.url(),
+        key_file.path(),
+        &["keys", "rotate"],
+        "",
+        &[
+            ("LATCHKEY_KEY_GRACE_SECS", "0"),
+            ("LATCHKEY_KEY_FILE", path.to_str().unwrap()),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("dropped") && said.contains(&first.new_kid),
+        "{said}"
+    );
+    assert!(
+        said.contains("two-factor secrets re-encrypted under the new key: 1"),
+        "{said}"
+    );
+    let file = KeyFile::read(&path).unwrap();
+    assert_eq!(file.keys.len(), 1);
+    assert_eq!(kid(), file.active);
+
+    latchkey::reload_keys(app.client.rocket()).unwrap();
+    assert_eq!(
+        location(&app.login("rotated", PASSWORD)),
+        "/login/two-factor"
+    );
+    let code = code_at(&secret, app.clock().now()).unwrap();
+    let response = app.post_form("/login/two-factor", &[("code", &code)]);
+    assert!(token_from(&response).is_some(), "still readable");
 }
 
 #[test]

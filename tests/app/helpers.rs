@@ -63,6 +63,15 @@ pub fn second_instance(app: &TestApp) -> Client {
     Client::tracked(latchkey::rocket(app.figment.clone())).expect("second instance starts")
 }
 
+/// Settings that take the keys from `dir/keys.json` instead of the test secret.
+pub fn with_key_file(dir: &std::path::Path) -> impl FnOnce(Figment) -> Figment {
+    let path = dir.join("keys.json");
+    move |f| {
+        f.merge(("jwt_secret", ""))
+            .merge(("key_file", path.display().to_string()))
+    }
+}
+
 /// URL-encodes form pairs.
 pub fn form(pairs: &[(&str, &str)]) -> String {
     pairs
@@ -219,9 +228,25 @@ impl TestApp {
         let codes = new_recovery_codes();
         let now = self.clock().db_now();
         let mut conn = self.pool().get().unwrap();
-        TwoFactor::begin_setup(&mut conn, &user.id, &secret, now).unwrap();
+        let sealed = self
+            .sessions()
+            .two_factor_seal()
+            .seal(&user.id, &secret)
+            .unwrap();
+        TwoFactor::begin_setup(&mut conn, &user.id, &sealed, now).unwrap();
         assert!(TwoFactor::enable(&mut conn, &user.id, 0, &codes, now).unwrap());
         (secret, codes)
+    }
+
+    /// The user's two-factor secret (pending or on), decrypted as the site does.
+    pub fn two_factor_secret(&self, user: &User) -> String {
+        let row = latchkey::models::TwoFactor::find(&mut self.pool().get().unwrap(), &user.id)
+            .unwrap()
+            .expect("a two-factor row");
+        self.sessions()
+            .two_factor_seal()
+            .open(&user.id, &row.secret)
+            .unwrap()
     }
 
     /// Looks a user up by username.

@@ -4,7 +4,7 @@
 //! page is also saved there as `<name>.html`, for the Nu Html Checker (`tests/html/run.sh`).
 
 use latchkey::auth::two_factor::code_at;
-use latchkey::models::{Role, TwoFactor};
+use latchkey::models::Role;
 use rocket::http::{ContentType, Method, Status};
 use rocket::local::blocking::LocalResponse;
 
@@ -159,10 +159,7 @@ fn every_page_renders_in_the_layout() {
         Status::UnprocessableEntity,
         wrong_code,
     );
-    let secret = TwoFactor::find(&mut app.pool().get().unwrap(), &user.id)
-        .unwrap()
-        .unwrap()
-        .secret;
+    let secret = app.two_factor_secret(&user);
     let code = code_at(&secret, app.clock().now()).unwrap();
     let enabled = app.post_form(
         "/account/two-factor/enable",

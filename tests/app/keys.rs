@@ -12,16 +12,6 @@ fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
-fn with_key_file(
-    app_dir: &std::path::Path,
-) -> impl FnOnce(rocket::figment::Figment) -> rocket::figment::Figment {
-    let path = app_dir.join("keys.json");
-    move |f| {
-        f.merge(("jwt_secret", ""))
-            .merge(("key_file", path.display().to_string()))
-    }
-}
-
 #[test]
 fn rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
     let keys_dir = tempfile::tempdir().unwrap();

@@ -87,25 +87,96 @@ fn overlong_password_is_refused_without_error() {
         .contains("Invalid username or password."));
 }
 
-#[test]
-fn disabled_account_cannot_sign_in() {
-    let app = spawn_app();
-    let admin = app.create_user("root", Role::Admin);
-    let user = app.create_user("ivy", Role::User);
+/// The login page's answer with the per-request CSRF token taken out (it differs on every page).
+fn answer_of(response: rocket::local::blocking::LocalResponse<'_>) -> (Status, bool, String) {
+    let status = response.status();
+    let cookie = session_set_cookie(&response, COOKIE).is_some();
+    let body = response.into_string().unwrap();
+    let body = match csrf_in(&body) {
+        Some(token) => body.replace(&token, "CSRF"),
+        None => body,
+    };
+    (status, cookie, body)
+}
+
+/// An admin (so a user can be disabled), "ivy" disabled and "jed" enabled; returns ivy.
+fn disabled_ivy_and_jed(app: &TestApp) -> latchkey::models::User {
+    app.create_user("root", Role::Admin);
+    let ivy = app.create_user("ivy", Role::User);
+    app.create_user("jed", Role::User);
     let now = app.clock().db_now();
-    latchkey::models::User::set_disabled(&mut app.pool().get().unwrap(), &user.id, true, now)
+    latchkey::models::User::set_disabled(&mut app.pool().get().unwrap(), &ivy.id, true, now)
         .unwrap();
-    let response = app.login("ivy", PASSWORD);
-    assert_eq!(response.status(), Status::Forbidden);
-    assert!(session_set_cookie(&response, COOKIE).is_none());
-    assert!(response.into_string().unwrap().contains("disabled"));
-    // A wrong password on a disabled account says nothing about the account.
-    let response = app.login("ivy", "wrong-password-here");
-    assert!(response
-        .into_string()
-        .unwrap()
-        .contains("Invalid username or password."));
-    drop(admin);
+    ivy
+}
+
+#[test]
+fn a_disabled_account_answers_like_a_wrong_password_and_the_audit_trail_says_why() {
+    let app = spawn_app_with(|f| f.merge(("lockout_threshold", 3)));
+    let ivy = disabled_ivy_and_jed(&app);
+
+    let disabled = answer_of(app.login("ivy", PASSWORD));
+    let wrong = answer_of(app.login("jed", "wrong-password-here"));
+    assert_eq!(disabled.0, Status::UnprocessableEntity);
+    assert_eq!(disabled.0, wrong.0, "same status");
+    assert!(!disabled.1, "no session");
+    assert!(disabled.2.contains("Invalid username or password."));
+    assert!(!disabled.2.to_lowercase().contains("disabled"), "no hint");
+    assert_eq!(
+        disabled.2.replace("ivy", "NAME"),
+        wrong.2.replace("jed", "NAME"),
+        "the same page, but for the name typed"
+    );
+
+    // It counts towards the lockout exactly as a wrong password does.
+    app.login("ivy", PASSWORD);
+    app.login("jed", "wrong-password-here");
+    let disabled_third = answer_of(app.login("ivy", PASSWORD));
+    let wrong_third = answer_of(app.login("jed", "wrong-password-here"));
+    assert_eq!(disabled_third.0, Status::TooManyRequests);
+    assert_eq!(disabled_third.0, wrong_third.0);
+    assert_eq!(
+        disabled_third.2.replace("ivy", "NAME"),
+        wrong_third.2.replace("jed", "NAME")
+    );
+
+    let events = audit_events(&app, "login_failed");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.subject_id.as_deref() == Some(ivy.id.as_str())
+                && e.detail.as_deref() == Some("disabled")),
+        "the reason is in the audit trail"
+    );
+}
+
+#[test]
+fn a_disabled_account_takes_as_long_to_refuse_as_a_wrong_password() {
+    // OWASP's argon2 cost, so that skipping the hash check would show.
+    let app = spawn_app_with(|f| {
+        f.merge(("argon2_memory_kib", 19456))
+            .merge(("argon2_iterations", 2))
+            .merge(("lockout_threshold", 100))
+    });
+    disabled_ivy_and_jed(&app);
+    // Alternating, and the fastest of each: load on the machine only adds time, to both.
+    let timed = |username: &str, password: &str| {
+        let start = std::time::Instant::now();
+        assert_eq!(
+            app.login(username, password).status(),
+            Status::UnprocessableEntity
+        );
+        start.elapsed()
+    };
+    let (mut disabled, mut wrong) = (std::time::Duration::MAX, std::time::Duration::MAX);
+    for _ in 0..7 {
+        disabled = disabled.min(timed("ivy", PASSWORD));
+        wrong = wrong.min(timed("jed", "wrong-password-here"));
+    }
+    assert!(
+        disabled * 2 > wrong && wrong * 2 > disabled,
+        "disabled {disabled:?} vs wrong password {wrong:?}"
+    );
 }
 
 #[test]

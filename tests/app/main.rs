@@ -36,3 +36,4 @@ mod signup;
 mod sudo;
 mod tokens;
 mod two_factor;
+mod two_factor_at_rest;

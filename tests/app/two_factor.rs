@@ -70,10 +70,7 @@ fn setting_up_needs_a_code_from_the_app_and_shows_the_recovery_codes_once() {
         .into_string()
         .unwrap();
     assert!(page.contains("<svg"), "a QR code to scan");
-    let secret = TwoFactor::find(&mut app.pool().get().unwrap(), &user.id)
-        .unwrap()
-        .expect("a pending setup")
-        .secret;
+    let secret = app.two_factor_secret(&user);
     let grouped: Vec<String> = secret
         .as_bytes()
         .chunks(4)
@@ -238,6 +235,33 @@ fn wrong_codes_lock_the_account_like_wrong_passwords() {
     let events = kinds(&app);
     assert!(events.contains(&"two_factor_failed".to_string()));
     assert!(events.contains(&"login_locked".to_string()));
+}
+
+#[test]
+fn an_account_disabled_between_the_steps_gets_the_wrong_code_answer() {
+    let app = spawn_app();
+    app.create_user("root", Role::Admin);
+    let user = app.create_user("dora", Role::User);
+    let (secret, _) = app.enable_two_factor(&user);
+    password_step(&app, "dora", false);
+    let wrong = app.post_form("/login/two-factor", &[("code", "123456")]);
+    let (wrong_status, wrong_body) = (wrong.status(), wrong.into_string().unwrap());
+    let now = app.clock().db_now();
+    User::set_disabled(&mut app.pool().get().unwrap(), &user.id, true, now).unwrap();
+    let right = app.post_form("/login/two-factor", &[("code", &code_now(&app, &secret))]);
+    assert_eq!(right.status(), wrong_status);
+    assert!(token_from(&right).is_none());
+    let right_body = right.into_string().unwrap();
+    let strip = |html: &str| match csrf_in(html) {
+        Some(token) => html.replace(&token, "CSRF"),
+        None => html.to_string(),
+    };
+    assert_eq!(strip(&right_body), strip(&wrong_body), "the same page");
+    assert!(!right_body.to_lowercase().contains("disabled"));
+    let events = audit_events(&app, "two_factor_failed");
+    assert!(events
+        .iter()
+        .any(|e| e.detail.as_deref() == Some("disabled")));
 }
 
 #[test]

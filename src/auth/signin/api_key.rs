@@ -2,7 +2,7 @@
 //! Attempts count against the client's sign-in limit; a bad key is recorded.
 
 use super::{Proof, Refused, SignIn, Verified};
-use crate::events::Event;
+use crate::events::{Event, Who};
 use crate::models::{ApiKey, AuditKind, User};
 
 impl SignIn<'_> {
@@ -16,15 +16,27 @@ impl SignIn<'_> {
                 let Some(key) = ApiKey::redeem(conn, &secret, now)? else {
                     return Ok(None);
                 };
-                Ok(User::find(conn, &key.user_id)?
-                    .filter(|u| !u.disabled)
-                    .map(|u| (key, u)))
+                Ok(User::find(conn, &key.user_id)?.map(|u| (key, u)))
             })
             .await?;
-        let Some((key, user)) = found else {
-            self.record(Event::new(AuditKind::LoginFailed, &self.peer).detail("bad_api_key"))
+        let (key, user) = match found {
+            Some((key, user)) if !user.disabled => (key, user),
+            // A disabled owner's key answers as an unknown key does; the reason is recorded.
+            Some((key, user)) => {
+                log::info!("API key {} refused: its owner is disabled", key.prefix);
+                self.record(
+                    Event::new(AuditKind::LoginFailed, &self.peer)
+                        .subject(Who::user(&user.id, &user.username))
+                        .detail("disabled"),
+                )
                 .await;
-            return Err(Refused::Invalid);
+                return Err(Refused::Invalid);
+            }
+            None => {
+                self.record(Event::new(AuditKind::LoginFailed, &self.peer).detail("bad_api_key"))
+                    .await;
+                return Err(Refused::Invalid);
+            }
         };
         let proof = Proof::ApiKey {
             scope: key.scope(),

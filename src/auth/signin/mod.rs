@@ -109,12 +109,13 @@ pub enum FirstStep {
 /// Why a sign-in step did not let the person in.
 #[derive(Debug)]
 pub enum Refused {
-    /// Wrong password, unknown name, wrong or used code, unknown key (never says which).
+    /// Wrong password, unknown name, wrong or used code, unknown key, disabled account (never
+    /// says which).
     Invalid,
     /// Locked after too many failures; try again after this long.
     Locked(Duration),
-    /// The password was right but an admin disabled the account.
-    Disabled,
+    /// The account's stored two-factor secret cannot be decrypted (recovery codes still work).
+    TwoFactorUnavailable,
     /// Too many attempts from this client; try again after this long.
     Throttled(Duration),
     /// The check itself could not run (database unreachable…).

@@ -71,9 +71,17 @@ impl SignIn<'_> {
                 .hasher
                 .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
                 .await?;
+        // A disabled account answers exactly as a wrong password does, after the same hash
+        // check, and counts towards the same lockout: from outside, nothing tells a right
+        // password for a disabled account from a wrong one. Only the log and the audit trail
+        // know.
         let failure = match &user {
             None => Some("unknown_user"),
             Some(_) if !verified => Some("bad_password"),
+            Some(u) if u.disabled => {
+                log::info!("sign-in refused: account {} is disabled", u.id);
+                Some("disabled")
+            }
             _ => None,
         };
         if let Some(reason) = failure {
@@ -87,15 +95,6 @@ impl SignIn<'_> {
                         .await
                 }
             });
-        }
-        if user.as_ref().is_some_and(|u| u.disabled) {
-            self.record(
-                Event::new(AuditKind::LoginFailed, &self.peer)
-                    .subject(subject)
-                    .detail("disabled"),
-            )
-            .await;
-            return Err(Refused::Disabled);
         }
         let Some(user) = user else {
             return Err(Refused::Invalid);

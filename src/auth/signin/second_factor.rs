@@ -4,6 +4,7 @@
 
 use super::{wait_until, Proof, Refused, SignIn, Verified};
 use crate::auth::two_factor::{self, Redeemed};
+use crate::error::Error;
 use crate::events::{Event, Who};
 use crate::models::{AuditKind, LoginAttempt, RecoveryCode, TwoFactor, User};
 
@@ -14,6 +15,8 @@ enum CodeCheck {
     NotNeeded,
     Wrong(&'static str),
     Locked(time::PrimitiveDateTime),
+    /// The stored secret does not open (altered, or its key is gone): why.
+    Unreadable(String),
 }
 
 impl SignIn<'_> {
@@ -37,12 +40,11 @@ impl SignIn<'_> {
             self.throttled(AuditKind::TwoFactorFailed, Some(subject))
                 .await?;
         }
-        if user.disabled {
-            return Err(Refused::Disabled);
-        }
         let key = LoginAttempt::key_for_user(&user.id);
         let input = input.trim().to_string();
         let as_app_code = two_factor::looks_like_app_code(&input);
+        let disabled = user.disabled;
+        let seal = self.sessions.two_factor_seal();
         let outcome = self
             .db
             .run({
@@ -56,6 +58,12 @@ impl SignIn<'_> {
                     if let Some(until) = locked {
                         return Ok(CodeCheck::Locked(until));
                     }
+                    if disabled {
+                        // Disabled between the two steps: the same answer as a wrong code,
+                        // counted the same way; the reason goes to the log and the audit trail.
+                        log::info!("two-factor sign-in refused: account {id} is disabled");
+                        return Ok(CodeCheck::Wrong("disabled"));
+                    }
                     let Some(tf) = TwoFactor::enabled(conn, &id)? else {
                         // Turned off (by an admin) since the password step: the password
                         // alone signs in now.
@@ -64,7 +72,11 @@ impl SignIn<'_> {
                     if input.is_empty() {
                         return Ok(CodeCheck::Wrong("empty"));
                     }
-                    Ok(match two_factor::redeem(conn, &tf, &input, now)? {
+                    let redeemed = match two_factor::redeem(conn, &tf, &seal, &input, now) {
+                        Err(Error::SecretUnreadable(why)) => return Ok(CodeCheck::Unreadable(why)),
+                        other => other?,
+                    };
+                    Ok(match redeemed {
                         Redeemed::AppCode => CodeCheck::Right,
                         Redeemed::RecoveryCode => {
                             CodeCheck::Recovery(RecoveryCode::remaining(conn, &id)?)
@@ -85,6 +97,18 @@ impl SignIn<'_> {
                 )
                 .await;
                 return Err(Refused::Locked(wait_until(until, db_now)));
+            }
+            CodeCheck::Unreadable(why) => {
+                // Not the user's fault and not a guess: no lockout count, a clear answer, and
+                // the detail for the administrators.
+                log::error!("two-factor sign-in refused: {why}");
+                self.record(
+                    Event::new(AuditKind::TwoFactorFailed, &self.peer)
+                        .subject(subject)
+                        .detail("secret_unreadable"),
+                )
+                .await;
+                return Err(Refused::TwoFactorUnavailable);
             }
             CodeCheck::Wrong(reason) => {
                 return Err(match device {

@@ -1,0 +1,3 @@
+-- Nothing to undo in the schema. Encrypted secrets stay encrypted: an older latchkey cannot read
+-- them, so after going back, the users concerned set up two-factor again (an admin resets it).
+SELECT 1;
