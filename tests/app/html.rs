@@ -116,6 +116,12 @@ fn every_page_renders_in_the_layout() {
         bad_password,
     );
     pages.get(&app, "sessions", "/account/sessions");
+    pages.get(&app, "confirm-password", "/confirm?next=/account/api-keys");
+    let wrong_proof = app.post_form(
+        "/confirm?next=/account/api-keys",
+        &[("password", "not-the-password")],
+    );
+    pages.keep("confirm-errors", Status::UnprocessableEntity, wrong_proof);
     pages.keep(
         "forbidden-admin",
         Status::Forbidden,
@@ -193,6 +199,7 @@ fn every_page_renders_in_the_layout() {
         &format!("/admin/users/{}", boss.id),
     );
     pages.get(&app, "admin-audit", "/admin/audit");
+    pages.get(&app, "confirm-code", "/confirm?next=/admin");
     pages.get(
         &app,
         "admin-audit-filtered",

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use latchkey::auth::two_factor::{code_at, new_recovery_codes, new_secret};
-use latchkey::auth::PasswordHasher;
+use latchkey::auth::{PasswordHasher, Sessions, TwoFactorSeal};
 use latchkey::clock::Clock;
 use latchkey::db::Db;
 use latchkey::models::{NewUser, Role, TwoFactor, User};
@@ -24,6 +24,8 @@ pub struct Site {
     pub origin: String,
     database_url: String,
     clock: Clock,
+    /// Encrypts the two-factor secrets of the admins it enrols, as the site stores them.
+    seal: TwoFactorSeal,
     db: Db,
     hasher: PasswordHasher,
     shutdown: Shutdown,
@@ -54,7 +56,11 @@ impl Site {
                 let db = r.state::<Db>().expect("db managed").clone();
                 let hasher = r.state::<PasswordHasher>().expect("hasher managed").clone();
                 let clock = r.state::<Clock>().expect("clock managed").clone();
-                let _ = tx.send((r.config().port, db, hasher, clock, r.shutdown()));
+                let seal = r
+                    .state::<Sessions>()
+                    .expect("sessions managed")
+                    .two_factor_seal();
+                let _ = tx.send((r.config().port, db, hasher, clock, seal, r.shutdown()));
             })
         }));
         tokio::spawn(async move {
@@ -62,7 +68,7 @@ impl Site {
                 eprintln!("the site stopped: {e}");
             }
         });
-        let (port, db, hasher, clock, shutdown) =
+        let (port, db, hasher, clock, seal, shutdown) =
             tokio::time::timeout(std::time::Duration::from_secs(30), rx)
                 .await
                 .expect("the site starts within 30 s")
@@ -71,6 +77,7 @@ impl Site {
             origin: format!("http://127.0.0.1:{port}"),
             database_url: database_url.to_string(),
             clock,
+            seal,
             db,
             hasher,
             shutdown,
@@ -135,11 +142,12 @@ impl Site {
             .expect("username free");
         if role == Role::Admin {
             let (id, codes, secret) = (user.id.clone(), new_recovery_codes(), new_secret());
-            let (stored, shared) = (codes.clone(), secret.clone());
+            let sealed = self.seal.seal(&id, &secret).expect("seal the secret");
+            let stored = codes.clone();
             self.db
                 .run(move |conn| {
                     let now = latchkey::clock::Clock::default().db_now();
-                    TwoFactor::begin_setup(conn, &id, &shared, now)?;
+                    TwoFactor::begin_setup(conn, &id, &sealed, now)?;
                     TwoFactor::enable(conn, &id, 0, &stored, now)
                 })
                 .await
