@@ -41,12 +41,13 @@ pub struct BarChart<'a> {
     pub id: &'a str,
 }
 
-/// The smallest of 1, 2, 5 × 10ⁿ at or above `max` (and at least 4), so the axis reads well.
+/// The smallest of 1, 2, 5 × 10ⁿ at or above `max`, and at least 5 so an empty chart still has
+/// an axis; round numbers read well.
 fn axis_top(max: i64) -> i64 {
     let mut step = 1;
     loop {
         for m in [1, 2, 5] {
-            if m * step >= max.max(4) {
+            if m * step >= max.max(5) {
                 return m * step;
             }
         }
@@ -153,7 +154,7 @@ mod tests {
 
     #[test]
     fn axis_tops_are_round() {
-        assert_eq!(axis_top(0), 4);
+        assert_eq!(axis_top(0), 5);
         assert_eq!(axis_top(7), 10);
         assert_eq!(axis_top(11), 20);
         assert_eq!(axis_top(1234), 2000);
