@@ -211,3 +211,33 @@ fn the_overview_renders_with_no_events() {
     assert!(body.contains("No failed sign-ins in the last 7 days."));
     assert!(!body.contains(r#"id="top-accounts""#));
 }
+
+#[test]
+fn real_failures_lockouts_and_throttled_sign_ins_are_counted() {
+    let app = spawn_app_with(|f| f.merge(("login_per_ip_per_minute", 6)));
+    app.create_user("alma", Role::User);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(app.login("alma", "Wrong-password-here-1").status());
+    }
+    assert_eq!(statuses[6..], [Status::TooManyRequests; 2]);
+    let failed = audit_events(&app, "login_failed");
+    let throttled = failed
+        .iter()
+        .filter(|e| e.detail.as_deref() == Some("throttled"))
+        .count() as i64;
+    assert_eq!(throttled, 2);
+    let refused = failed.len() as i64 - throttled;
+    assert_eq!(audit_events(&app, "login_locked").len(), 1);
+    // Past the address's window, the admin signs in from the same place.
+    app.clock().advance(Duration::minutes(2));
+    app.sign_in_as("boss", Role::Admin);
+    let body = overview(&app);
+    assert_eq!(totals(&body, "hours"), vec![refused, 1, 2]);
+    assert_eq!(totals(&body, "days"), vec![refused, 1, 2]);
+    let accounts = &body[body.find(r#"id="top-accounts""#).unwrap()..];
+    assert!(accounts.contains(&format!(
+        r#">alma</a> <span class="security-count">{}</span>"#,
+        refused + 1
+    )));
+}
