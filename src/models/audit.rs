@@ -186,6 +186,8 @@ pub struct AuditFilter {
     pub user: Option<String>,
     /// Events of this kind.
     pub kind: Option<String>,
+    /// Events from this address.
+    pub ip: Option<String>,
     /// At or after.
     pub from: Option<PrimitiveDateTime>,
     /// Before.
@@ -205,6 +207,9 @@ impl AuditFilter {
         }
         if let Some(kind) = &self.kind {
             query = query.filter(audit_events::kind.eq(kind.clone()));
+        }
+        if let Some(ip) = &self.ip {
+            query = query.filter(audit_events::ip.eq(ip.clone()));
         }
         if let Some(from) = self.from {
             query = query.filter(audit_events::at.ge(from));

@@ -2,6 +2,7 @@
 
 mod api_key;
 mod audit;
+mod audit_stats;
 mod login_attempt;
 mod rate_counter;
 mod refresh_token;
@@ -12,6 +13,7 @@ mod user;
 
 pub use api_key::{ApiKey, KeyScope};
 pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
+pub use audit_stats::{Bucket, SecurityStats, Series};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
 pub use rate_counter::RateCounter;
 pub use refresh_token::RefreshToken;

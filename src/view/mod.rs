@@ -20,11 +20,13 @@ use serde_json::Value;
 use crate::auth::{CsrfToken, CurrentUser};
 use crate::models::Role;
 
+mod chart;
 mod context;
 mod items;
 mod pagination;
 mod skeleton;
 
+pub use chart::{BarChart, SeriesStyle};
 pub use context::PageContext;
 pub use items::{KeyView, SessionView, UserView};
 pub use pagination::Pagination;

@@ -30,6 +30,7 @@ mod outage;
 mod pages;
 mod password_hashing;
 mod refresh;
+mod security_overview;
 mod sessions;
 mod sign_out_elsewhere;
 mod signup;

@@ -1,4 +1,5 @@
-//! The audit log on the panel: newest first, filtered by user, kind and date range, 25 a page.
+//! The audit log on the panel: newest first, filtered by user, kind, address and date range, 25
+//! a page.
 //! The filters are shared with the CSV download.
 
 use rocket::form::FromForm;
@@ -25,6 +26,7 @@ pub(super) fn routes() -> Vec<rocket::Route> {
 pub(super) struct Filters<'r> {
     user: Option<&'r str>,
     kind: Option<&'r str>,
+    ip: Option<&'r str>,
     from: Option<&'r str>,
     to: Option<&'r str>,
 }
@@ -46,6 +48,7 @@ fn parse_day(s: Option<&str>) -> Option<Date> {
 pub(super) async fn audit_query(db: &Db, filters: &Filters<'_>) -> Result<AuditQuery, Error> {
     let user = query_text(filters.user);
     let kind = filters.kind.and_then(AuditKind::parse);
+    let ip = query_text(filters.ip);
     let (from, to) = (parse_day(filters.from), parse_day(filters.to));
     // Filter by the exact stored username when the name matches an account.
     let user_exact = if user.is_empty() {
@@ -61,6 +64,7 @@ pub(super) async fn audit_query(db: &Db, filters: &Filters<'_>) -> Result<AuditQ
     let filter = AuditFilter {
         user: user_exact,
         kind: kind.map(|k| k.as_str().to_string()),
+        ip: (!ip.is_empty()).then(|| ip.clone()),
         from: from.map(|d| PrimitiveDateTime::new(d, Time::MIDNIGHT)),
         to: to
             .and_then(|d| d.next_day())
@@ -74,6 +78,7 @@ pub(super) async fn audit_query(db: &Db, filters: &Filters<'_>) -> Result<AuditQ
             "kind",
             kind.map(|k| k.as_str().to_string()).unwrap_or_default(),
         ),
+        ("ip", ip.clone()),
         ("from", day(from)),
         ("to", day(to)),
     ] {
@@ -86,6 +91,7 @@ pub(super) async fn audit_query(db: &Db, filters: &Filters<'_>) -> Result<AuditQ
         shown: json!({
             "user": user,
             "kind": kind.map(|k| k.as_str()).unwrap_or(""),
+            "ip": ip,
             "from": day(from),
             "to": day(to),
         }),
@@ -93,7 +99,7 @@ pub(super) async fn audit_query(db: &Db, filters: &Filters<'_>) -> Result<AuditQ
     })
 }
 
-/// The audit log, newest first, filtered by user, kind and date range.
+/// The audit log, newest first, filtered by user, kind, address and date range.
 #[rocket::get("/admin/audit?<page>&<filters..>")]
 async fn audit_log(
     _admin: Admin,

@@ -1,9 +1,10 @@
 //! The admin panel: find users and act on them (`users.rs`), and read the audit log
-//! (`audit.rs`, and its CSV download in `csv.rs`). Every action goes through [`AdminAction`].
+//! (`audit.rs`, and its CSV download in `csv.rs`), and see attacks at a glance (`security.rs`). Every action goes through [`AdminAction`].
 
 mod action;
 mod audit;
 mod csv;
+mod security;
 mod users;
 
 /// Routes of this module.
@@ -11,6 +12,7 @@ pub fn routes() -> Vec<rocket::Route> {
     let mut routes = users::routes();
     routes.extend(audit::routes());
     routes.extend(csv::routes());
+    routes.extend(security::routes());
     routes
 }
 
