@@ -199,6 +199,7 @@ fn every_page_renders_in_the_layout() {
         &format!("/admin/users/{}", boss.id),
     );
     pages.get(&app, "admin-audit", "/admin/audit");
+    pages.get(&app, "admin-security", "/admin/security");
     pages.get(&app, "confirm-code", "/confirm?next=/admin");
     pages.get(
         &app,
