@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::events::Who;
 use crate::json::{ApiError, ApiQuery, Bounds, JsonObject};
 use crate::models::{AuditKind, User};
+use crate::routes::admin::action::AdminAction;
 use crate::routes::services::Services;
 use crate::text::format_time;
 use crate::view::Pagination;
@@ -44,7 +45,15 @@ const REFRESH_TOKEN: Bounds = Bounds {
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![token, refresh, me, logout, admin_users, openapi]
+    rocket::routes![
+        token,
+        refresh,
+        me,
+        logout,
+        admin_users,
+        admin_revoke_sessions,
+        openapi
+    ]
 }
 
 /// The API's description, kept true by `tests/app/openapi.rs`.
@@ -278,6 +287,27 @@ async fn admin_users(_admin: Admin, query: ApiQuery<'_>, site: Services<'_>) -> 
         "page": pagination.page,
         "per_page": pagination.per_page,
         "total": found.total,
+    })))
+}
+
+/// `POST /api/admin/users/<id>/sessions/revoke`: ends every session of a user and revokes their
+/// API keys, as the panel's "End all sessions" does (admins only). A sensitive action: the token
+/// must carry a proof from the last `sudo_window_secs` (`auth_time`), else 403
+/// `reauthentication_required` — a new token from `POST /api/token` is that proof.
+#[rocket::post("/api/admin/users/<id>/sessions/revoke")]
+async fn admin_revoke_sessions(action: AdminAction<'_>, id: &str, _csrf: ApiCsrf) -> ApiResult {
+    let Some(user) = action.find_user(id).await.map_err(internal)? else {
+        return Err(ApiError::new(
+            Status::NotFound,
+            "not_found",
+            "There is no user with that id.",
+        ));
+    };
+    let (sessions, keys) = action.end_everything(&user).await.map_err(internal)?;
+    Ok(Json(json!({
+        "user_id": user.id,
+        "sessions_ended": sessions,
+        "api_keys_revoked": keys,
     })))
 }
 

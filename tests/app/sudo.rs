@@ -276,3 +276,77 @@ fn a_token_whose_auth_time_is_after_it_was_issued_is_refused() {
     claims.auth_time = Some(claims.iat);
     assert_eq!(me(&claims), Status::Ok);
 }
+
+/// A Bearer token for `username` from the password grant (with their app's code when enrolled).
+fn api_token(app: &TestApp, username: &str, otp: Option<&str>) -> String {
+    let mut grant = serde_json::json!({ "username": username, "password": PASSWORD });
+    if let Some(otp) = otp {
+        grant["otp"] = otp.into();
+    }
+    let response = app
+        .client
+        .post("/api/token")
+        .header(ContentType::JSON)
+        .body(grant.to_string())
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    let answer: serde_json::Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+    answer["access_token"].as_str().unwrap().to_string()
+}
+
+/// `POST /api/admin/users/<id>/sessions/revoke` with `token`: the status and the JSON answer.
+fn end_sessions_by_api(app: &TestApp, id: &str, token: &str) -> (Status, serde_json::Value) {
+    let response = app
+        .client
+        .post(format!("/api/admin/users/{id}/sessions/revoke"))
+        .header(Header::new("Authorization", format!("Bearer {token}")))
+        .dispatch();
+    let status = response.status();
+    let body = response.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+#[test]
+fn the_api_asks_for_a_fresh_token_before_an_admin_ends_someones_sessions() {
+    let app = spawn_app();
+    app.sign_in_as("boss", Role::Admin);
+    let target = app.create_user("tess", Role::User);
+    let tess = api_token(&app, "tess", None);
+    let code = app.code_for("boss");
+    let fresh = api_token(&app, "boss", Some(&code));
+
+    // Eleven minutes on, the token still lives (15 minutes) but its proof is too old.
+    app.clock().advance(Duration::minutes(11));
+    let (status, answer) = end_sessions_by_api(&app, &target.id, &fresh);
+    assert_eq!(status, Status::Forbidden);
+    assert_eq!(answer["error"], "reauthentication_required", "{answer}");
+    assert!(answer["message"]
+        .as_str()
+        .unwrap()
+        .contains("POST /api/token"));
+    let me = |token: &str| {
+        app.client
+            .get("/api/me")
+            .header(Header::new("Authorization", format!("Bearer {token}")))
+            .dispatch()
+            .status()
+    };
+    assert_eq!(me(&tess), Status::Ok, "nothing changed");
+
+    // The documented way back: a new token from the password grant.
+    let code = app.code_for("boss");
+    let renewed = api_token(&app, "boss", Some(&code));
+    let (status, answer) = end_sessions_by_api(&app, &target.id, &renewed);
+    assert_eq!(status, Status::Ok, "{answer}");
+    assert_eq!(answer["sessions_ended"], 1);
+    assert_eq!(me(&tess), Status::Unauthorized);
+
+    let (status, answer) = end_sessions_by_api(&app, "no-such-user", &renewed);
+    assert_eq!(
+        (status, answer["error"].clone()),
+        (Status::NotFound, "not_found".into())
+    );
+    let (status, answer) = end_sessions_by_api(&app, &target.id, &api_token(&app, "tess", None));
+    assert_eq!(status, Status::Forbidden);
+    assert_eq!(answer["error"], "insufficient_scope");
+}

@@ -126,6 +126,23 @@ impl AdminAction<'_> {
         self.site.db.run(move |conn| User::find(conn, &id)).await
     }
 
+    /// Ends every session of `user` and revokes their API keys (on every instance within a
+    /// second), and audits both; returns how many sessions ended and keys were revoked.
+    pub async fn end_everything(&self, user: &User) -> Result<(usize, usize), Error> {
+        let (n, keys) = self.site.sessions.end_all_with_keys(&user.id, None).await?;
+        if n > 0 {
+            let detail = format!("{n} session(s), by an administrator");
+            self.record(user, Record::new(AuditKind::SessionsRevoked, Some(&detail)))
+                .await;
+        }
+        for key in &keys {
+            let detail = key.revoked_detail("sessions ended by an administrator");
+            self.record(user, Record::new(AuditKind::ApiKeyRevoked, Some(&detail)))
+                .await;
+        }
+        Ok((n, keys.len()))
+    }
+
     /// Records an event about `user` done by the admin (outside any transaction).
     pub async fn record(&self, user: &User, record: Record) {
         let actor = Who::user(&self.admin.0.id, &self.admin.0.username);

@@ -1,7 +1,7 @@
 //! The admin panel: find users and act on them (`users.rs`), and read the audit log
 //! (`audit.rs`, and its CSV download in `csv.rs`), and see attacks at a glance (`security.rs`). Every action goes through [`AdminAction`].
 
-mod action;
+pub(crate) mod action;
 mod audit;
 mod csv;
 mod security;

@@ -323,29 +323,9 @@ async fn revoke_sessions(
     let Some(user) = action.find_user(id).await? else {
         return Ok(action.refused("That user no longer exists."));
     };
-    let (n, keys) = action
-        .site
-        .sessions
-        .end_all_with_keys(&user.id, None)
-        .await?;
-    if n > 0 {
-        let detail = format!("{n} session(s), by an administrator");
-        action
-            .record(
-                &user,
-                Record::new(AuditKind::SessionsRevoked, Some(&detail)),
-            )
-            .await;
-    }
-    for key in &keys {
-        let detail = key.revoked_detail("sessions ended by an administrator");
-        action
-            .record(&user, Record::new(AuditKind::ApiKeyRevoked, Some(&detail)))
-            .await;
-    }
+    let (n, keys) = action.end_everything(&user).await?;
     Ok(action.done(format!(
-        "Ended {n} session(s) and revoked {} API key(s) of {}.",
-        keys.len(),
+        "Ended {n} session(s) and revoked {keys} API key(s) of {}.",
         user.username
     )))
 }
