@@ -3,7 +3,7 @@
 //! and never refresh it; the API says `reauthentication_required`.
 
 use latchkey::auth::two_factor::code_at;
-use latchkey::models::{ApiKey, Role};
+use latchkey::models::{ApiKey, KeyScope, Role, Session, TwoFactor};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::blocking::LocalResponse;
 use time::Duration;
@@ -107,15 +107,25 @@ fn a_fresh_sign_in_needs_no_confirmation_and_every_admin_action_needs_one_later(
     assert_eq!(location(&response), page);
     drop(response);
     assert!(app.user("tess").unwrap().disabled);
+    // Something for each action to change (disabling ended the sessions and keys there were).
+    app.enable_two_factor(&target);
+    let now = app.clock().db_now();
+    let session = Session::new(&target.id, now, Duration::hours(12), false, "x", "");
+    session.insert(&mut app.pool().get().unwrap()).unwrap();
+    let (key, _) = ApiKey::generate(&target.id, "cron", KeyScope::Full, now, None);
+    key.insert(&mut app.pool().get().unwrap()).unwrap();
 
     eleven_minutes(&app);
-    for action in [
-        "enable",
-        "unlock",
-        "two-factor/reset",
-        "sessions/revoke",
-        "role",
-    ] {
+    let actions = [
+        "enable".to_string(),
+        "unlock".to_string(),
+        "two-factor/reset".to_string(),
+        format!("sessions/{}/revoke", session.id),
+        format!("api-keys/{}/revoke", key.id),
+        "sessions/revoke".to_string(),
+        "role".to_string(),
+    ];
+    let act = |action: &str| {
         let response = post_from(
             &app,
             &page,
@@ -123,14 +133,44 @@ fn a_fresh_sign_in_needs_no_confirmation_and_every_admin_action_needs_one_later(
             &[("role", "admin")],
         );
         assert_eq!(response.status(), Status::SeeOther, "{action}");
-        assert_eq!(
-            location(&response),
-            format!("/confirm?next={page}"),
-            "{action}"
-        );
+        location(&response)
+    };
+    for action in &actions {
+        assert_eq!(act(action), format!("/confirm?next={page}"), "{action}");
     }
     assert!(app.user("tess").unwrap().disabled, "still disabled");
     assert_eq!(role_of(&app, "tess"), Role::User);
+    let mut conn = app.pool().get().unwrap();
+    assert!(Session::find(&mut conn, &session.id)
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+    assert!(ApiKey::for_user(&mut conn, &target.id).unwrap()[0]
+        .revoked_at
+        .is_none());
+    drop(conn);
+
+    // After "Confirm it's you", each goes through.
+    let code = app.code_for("boss");
+    let response = app.post_form(&format!("/confirm?next={page}"), &[("code", &code)]);
+    assert_eq!(location(&response), page);
+    drop(response);
+    for action in &actions {
+        assert_eq!(act(action), page, "{action}");
+    }
+    assert!(!app.user("tess").unwrap().disabled);
+    assert_eq!(role_of(&app, "tess"), Role::Admin);
+    let mut conn = app.pool().get().unwrap();
+    assert!(Session::find(&mut conn, &session.id)
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert!(ApiKey::for_user(&mut conn, &target.id).unwrap()[0]
+        .revoked_at
+        .is_some());
+    assert!(TwoFactor::find(&mut conn, &target.id).unwrap().is_none());
 }
 
 #[test]
