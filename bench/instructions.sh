@@ -78,7 +78,8 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' -b "$JAR" -c "$JAR" \
     --data-urlencode "password=$PASSWORD" --data-urlencode "password_confirm=$PASSWORD" \
     ${TOKEN:+--data-urlencode "csrf_token=$TOKEN"} "$BASE/signup")
 [ "$code" = 303 ] || { echo "[instructions] sign-up answered $code" >&2; exit 4; }
-COOKIE=$(awk 'NF >= 7 && ($1 !~ /^#/ || $1 ~ /^#HttpOnly_/) && $6 != "_flash" {
+# The cookies a browser sends to /private: those for the whole site (Path=/), but the flash.
+COOKIE=$(awk 'NF >= 7 && ($1 !~ /^#/ || $1 ~ /^#HttpOnly_/) && $3 == "/" && $6 != "_flash" {
     printf "%s%s=%s", sep, $6, $7; sep = "; " } END { print "" }' "$JAR")
 
 curl -sS -D "$TMP/private.head" -o "$TMP/private.html" -H "Cookie: $COOKIE" "$BASE/private"

@@ -244,8 +244,8 @@ csrf_token_of() { # path jar → the form's csrf_token, or nothing
 jar_cookie() { # jar name → value of that cookie, or nothing
     awk -v n="$2" '$6 == n { v = $7 } END { if (v != "") print v }' "$1" 2>/dev/null
 }
-jar_header() { # jar → "a=1; b=2" of every cookie in it except Rocket's flash message
-    awk 'NF >= 7 && ($1 !~ /^#/ || $1 ~ /^#HttpOnly_/) && $6 != "_flash" {
+jar_header() { # jar → "a=1; b=2": the cookies a browser sends to every page (Path=/), but Rocket's flash message
+    awk 'NF >= 7 && ($1 !~ /^#/ || $1 ~ /^#HttpOnly_/) && $3 == "/" && $6 != "_flash" {
         printf "%s%s=%s", sep, $6, $7; sep = "; " } END { print "" }' "$1" 2>/dev/null
 }
 signup() { # username → prints the HTTP status; cookie jar in $TMP/<username>.jar

@@ -1,5 +1,8 @@
 //! The site's cookies, named and flagged in one place: HttpOnly, Path=/, and `Secure` + the
-//! `__Host-` prefix when the site is served over TLS (`cookie_secure`).
+//! `__Host-` prefix when the site is served over TLS (`cookie_secure`). The device cookie is the
+//! exception: it is only needed by the sign-in pages, so it has Path=/login (and, being not at
+//! `/`, the `__Secure-` prefix): browsers send it nowhere else, so no other request carries or
+//! parses it.
 
 use rocket::http::{Cookie, SameSite};
 use rocket::time::Duration;
@@ -27,7 +30,15 @@ impl CookieKind {
             CookieKind::Refresh => ("latchkey_refresh", "__Host-latchkey_refresh"),
             CookieKind::PreSession => ("latchkey_csrf", "__Host-latchkey_csrf"),
             CookieKind::PendingSignIn => ("latchkey_2fa", "__Host-latchkey_2fa"),
-            CookieKind::Device => ("latchkey_device", "__Host-latchkey_device"),
+            CookieKind::Device => ("latchkey_device", "__Secure-latchkey_device"),
+        }
+    }
+
+    /// Where the browser sends it: the sign-in pages for the device cookie, everywhere else.
+    fn path(self) -> &'static str {
+        match self {
+            CookieKind::Device => "/login",
+            _ => "/",
         }
     }
 
@@ -46,7 +57,8 @@ pub struct Cookies {
 }
 
 impl Cookies {
-    /// `secure` turns on the `Secure` flag and the `__Host-` prefix (which requires it).
+    /// `secure` turns on the `Secure` flag and the `__Host-` prefix (which requires it; the
+    /// device cookie, not at `/`, gets `__Secure-`).
     pub fn new(secure: bool) -> Cookies {
         Cookies { secure }
     }
@@ -69,7 +81,7 @@ impl Cookies {
         max_age: Option<Duration>,
     ) -> Cookie<'static> {
         let mut cookie = Cookie::build((self.name(kind), value))
-            .path("/")
+            .path(kind.path())
             .http_only(true)
             .secure(self.secure)
             .same_site(kind.same_site());

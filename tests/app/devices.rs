@@ -261,12 +261,12 @@ fn the_lockout_answer_is_the_same_for_a_known_and_an_unknown_account() {
 }
 
 #[test]
-fn with_secure_cookies_the_device_cookie_is_host_prefixed() {
+fn with_secure_cookies_the_device_cookie_is_secure_prefixed_and_sent_to_the_sign_in_pages_only() {
     let app = spawn_app_with(|f| f.merge(("cookie_secure", true)));
     app.create_user("sam", Role::User);
     let response = app.login("sam", PASSWORD);
-    let device = session_set_cookie(&response, "__Host-latchkey_device").expect("device cookie");
-    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+    let device = session_set_cookie(&response, "__Secure-latchkey_device").expect("device cookie");
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/login"] {
         assert!(device.contains(flag), "{flag} in {device}");
     }
 }

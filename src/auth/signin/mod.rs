@@ -392,7 +392,11 @@ impl SignIn<'_> {
             .await?;
         if let Delivery::Cookie { jar, .. } = delivery {
             self.sessions.set_cookie(jar, &started);
-            self.trust_device(jar, user).await;
+            // The device cookie lives on the sign-in pages only (Path=/login): a sign-up cannot
+            // read the browser's other entries to keep them, so the first sign-in grants it.
+            if !matches!(proof, Proof::NewAccount) {
+                self.trust_device(jar, user).await;
+            }
         }
         let who = Who::user(&user.id, &user.username);
         let event = match proof {
