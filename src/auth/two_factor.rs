@@ -18,6 +18,10 @@ use crate::text::percent_encode;
 pub const UNAVAILABLE: &str = "Two-factor sign-in with your authenticator app is unavailable for \
      this account. Enter one of your recovery codes, or contact an administrator, who can reset it.";
 
+/// What a user is told when a form asks for the app's current code and gets something else.
+pub const WRONG_APP_CODE: &str =
+    "That code is not right, or was already used. Enter the 6-digit code your app shows now.";
+
 /// Seconds per code.
 const STEP_SECS: i64 = 30;
 /// Recovery codes made at a time.

@@ -5,11 +5,12 @@ use rocket::http::Status;
 use serde_json::{json, Value};
 use time::Duration;
 
+use crate::auth::two_factor::WRONG_APP_CODE;
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser, Sudo};
 use crate::error::Error;
 use crate::events::Who;
 use crate::models::{ApiKey, AuditKind, KeyScope};
-use crate::routes::services::{unreadable_secret, Services};
+use crate::routes::services::Services;
 use crate::validation::{field, FieldErrors};
 use crate::view::{FormOutcome, KeyView, Page, PageContext};
 
@@ -148,14 +149,11 @@ async fn create(
     }
     // A key outlives the session: with two-factor on, it takes the current code too.
     if site.has_two_factor(&user.id).await? {
-        match site.code_ok(&user.id, &code, false).await {
-            Ok(true) => {}
-            Ok(false) => errors.add(
-                "code",
-                "That code is not right, or was already used. Enter the 6-digit code your app shows now.",
-            ),
-            // The stored secret does not open: say so (logged), not a wrong code.
-            Err(e) => errors.add("code", unreadable_secret(e)?),
+        let refused = site
+            .code_refusal(&user.id, &code, false, WRONG_APP_CODE)
+            .await?;
+        if let Some(message) = refused {
+            errors.add("code", message);
         }
     }
     if !errors.is_empty() {

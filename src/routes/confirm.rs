@@ -6,11 +6,12 @@ use rocket::http::CookieJar;
 use serde_json::json;
 
 use crate::auth::next::safe_next;
+use crate::auth::two_factor::WRONG_APP_CODE;
 use crate::auth::{CsrfForm, CurrentUser, Via};
 use crate::error::Error;
 use crate::events::{Event, Who};
 use crate::models::AuditKind;
-use crate::routes::services::{unreadable_secret, Services};
+use crate::routes::services::Services;
 use crate::validation::FieldErrors;
 use crate::view::{wait_words, FormOutcome, Page, PageContext};
 
@@ -29,8 +30,6 @@ struct Proof {
 }
 
 const WRONG_PASSWORD: &str = "That is not your password.";
-const WRONG_CODE: &str =
-    "That code is not right, or was already used. Enter the 6-digit code your app shows now.";
 
 fn confirm_form(
     ctx: PageContext<'_>,
@@ -94,24 +93,24 @@ async fn confirm(
         password: String::new(),
         code: String::new(),
     });
-    let (ok, field, wrong, how) = if two_factor {
-        match site.code_ok(&user.id, &proof.code, false).await {
-            Ok(ok) => (ok, "code", WRONG_CODE, "code"),
-            // The stored secret does not open: say so (logged), not a wrong code.
-            Err(e) => (false, "code", unreadable_secret(e)?, "code"),
-        }
+    // The field asked for is also what the audit trail says was given.
+    let (refused, field) = if two_factor {
+        let refused = site
+            .code_refusal(&user.id, &proof.code, false, WRONG_APP_CODE)
+            .await?;
+        (refused, "code")
     } else {
         let ok = site.password_ok(&user.id, &proof.password).await?;
-        (ok, "password", WRONG_PASSWORD, "password")
+        ((!ok).then_some(WRONG_PASSWORD), "password")
     };
     let who = Who::user(&user.id, &user.username);
-    if !ok {
+    if let Some(message) = refused {
         let event = Event::new(AuditKind::SudoFailed, &site.peer)
             .by_self(who)
-            .detail(how);
+            .detail(field);
         site.audit.record(event).await;
         let mut errors = FieldErrors::new();
-        errors.add(field, wrong);
+        errors.add(field, message);
         let page = confirm_form(ctx, two_factor, next.as_deref(), &errors);
         return Ok(FormOutcome::redo(page));
     }
@@ -133,7 +132,7 @@ async fn confirm(
     site.sessions.set_cookie(jar, &started);
     let event = Event::new(AuditKind::SudoProof, &site.peer)
         .by_self(who)
-        .detail(how);
+        .detail(field);
     site.audit.record(event).await;
     Ok(FormOutcome::success(
         next.unwrap_or_else(|| "/account".to_string()),

@@ -83,16 +83,24 @@ impl Services<'_> {
         self.hasher.verify(password.to_string(), stored).await
     }
 
-    /// Whether `input` is the app's current code for the user (each works once) or, with
-    /// `recovery`, an unused recovery code too (which it uses up).
-    pub async fn code_ok(&self, user_id: &str, input: &str, recovery: bool) -> Result<bool, Error> {
+    /// Checks `input` as the user's app code (each works once) or, with `recovery`, an unused
+    /// recovery code too (which it uses up): `None` when accepted, else the sentence to show —
+    /// `wrong`, or, when the stored secret does not open (logged), that the app is unavailable.
+    pub async fn code_refusal(
+        &self,
+        user_id: &str,
+        input: &str,
+        recovery: bool,
+        wrong: &'static str,
+    ) -> Result<Option<&'static str>, Error> {
         let (id, input, now, seal) = (
             user_id.to_string(),
             input.trim().to_string(),
             self.sessions.clock().now(),
             self.sessions.two_factor_seal(),
         );
-        self.db
+        let checked = self
+            .db
             .run(move |conn| {
                 let Some(tf) = TwoFactor::enabled(conn, &id)? else {
                     return Ok(false);
@@ -107,7 +115,16 @@ impl Services<'_> {
                     Redeemed::AppCode | Redeemed::RecoveryCode
                 ))
             })
-            .await
+            .await;
+        match checked {
+            Ok(true) => Ok(None),
+            Ok(false) => Ok(Some(wrong)),
+            Err(Error::SecretUnreadable(why)) => {
+                log::error!("two-factor code not checked: {why}");
+                Ok(Some(two_factor::UNAVAILABLE))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether the user has two-factor sign-in turned on.
@@ -139,17 +156,5 @@ impl Services<'_> {
             event = event.detail(detail);
         }
         self.audit.record(event).await;
-    }
-}
-
-/// The message for a code check whose stored secret does not open (logged); other errors as
-/// they are.
-pub fn unreadable_secret(e: Error) -> Result<&'static str, Error> {
-    match e {
-        Error::SecretUnreadable(why) => {
-            log::error!("two-factor code not checked: {why}");
-            Ok(two_factor::UNAVAILABLE)
-        }
-        other => Err(other),
     }
 }

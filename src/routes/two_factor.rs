@@ -10,7 +10,7 @@ use crate::auth::{CsrfForm, CsrfOnly, CurrentUser, Via};
 use crate::error::Error;
 use crate::events::Who;
 use crate::models::{AuditKind, RecoveryCode, TwoFactor};
-use crate::routes::services::{unreadable_secret, Services};
+use crate::routes::services::Services;
 use crate::text::format_db_time;
 use crate::validation::FieldErrors;
 use crate::view::{wait_words, FormOutcome, Page, PageContext};
@@ -31,9 +31,6 @@ const ISSUER: &str = "latchkey";
 
 const WRONG_CODE: &str = "That code is not right, or was already used. Enter the current \
      6-digit code from your authenticator app, or one of your recovery codes.";
-
-const WRONG_APP_CODE: &str =
-    "That code is not right, or was already used. Enter the 6-digit code your app shows now.";
 
 const SETTINGS: &str = "/account/two-factor";
 
@@ -269,12 +266,10 @@ async fn replace_recovery_codes(
         return too_many(ctx, &site, &user, wait).await;
     }
     let code = form.parsed().map(|f| f.code).unwrap_or_default();
-    let wrong = match site.code_ok(&user.id, &code, false).await {
-        Ok(true) => None,
-        Ok(false) => Some(WRONG_APP_CODE),
-        Err(e) => Some(unreadable_secret(e)?),
-    };
-    if let Some(message) = wrong {
+    let refused = site
+        .code_refusal(&user.id, &code, false, two_factor::WRONG_APP_CODE)
+        .await?;
+    if let Some(message) = refused {
         let mut errors = FieldErrors::new();
         errors.add("replace_code", message);
         return redo(ctx, &site, &user, &errors).await;
@@ -309,10 +304,11 @@ async fn disable(
     if !site.password_ok(&user.id, &input.password).await? {
         errors.add("password", "That is not your password.");
     }
-    match site.code_ok(&user.id, &input.code, true).await {
-        Ok(true) => {}
-        Ok(false) => errors.add("code", WRONG_CODE),
-        Err(e) => errors.add("code", unreadable_secret(e)?),
+    if let Some(message) = site
+        .code_refusal(&user.id, &input.code, true, WRONG_CODE)
+        .await?
+    {
+        errors.add("code", message);
     }
     if !errors.is_empty() {
         return redo(ctx, &site, &user, &errors).await;
