@@ -2,6 +2,11 @@
 
 mod helpers;
 
+// The real SMTP server the mail tests send to (shared with tests/browser).
+#[allow(dead_code)]
+#[path = "../common/smtp.rs"]
+mod smtp;
+
 mod account;
 mod admin;
 mod api;
@@ -34,6 +39,7 @@ mod security_overview;
 mod sessions;
 mod sign_out_elsewhere;
 mod signup;
+mod smtp_server;
 mod sudo;
 mod tokens;
 mod two_factor;

@@ -4,6 +4,10 @@
 
 #[path = "../common/db.rs"]
 mod db;
+// The real SMTP server the mail tests send to (shared with tests/app).
+#[allow(dead_code)]
+#[path = "../common/smtp.rs"]
+mod smtp;
 
 mod chrome;
 mod flows;
