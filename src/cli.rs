@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::auth::KeyFile;
-use crate::auth::{reseal_all, Keyring, PasswordHasher, TwoFactorSeal};
+use crate::auth::{reseal_all, Keyring, PasswordHasher, Seal};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::db::{self, Db};
 use crate::error::Error;
@@ -170,7 +170,7 @@ fn rotate_keys(alg: Option<JwtAlgorithm>) -> Result<(), Error> {
 fn reseal_two_factor(settings: &Settings, before: &Keyring) {
     let resealed =
         Keyring::from_file(&settings.key_file, settings.key_grace_secs).and_then(|now| {
-            let seal = TwoFactorSeal::new(&now).with_older(before);
+            let seal = Seal::two_factor(&now).with_older(before);
             reseal_all(&mut *Db::new(&settings.database()).get()?, &seal)
         });
     match resealed {

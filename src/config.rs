@@ -97,6 +97,84 @@ pub struct Settings {
     pub instance_name: Option<String>,
     /// The admin panel (and the admin API) only for sessions that passed two-factor sign-in.
     pub admin_requires_two_factor: bool,
+    /// The mail server: `smtp://host:25` (plain), `smtp://host:587?tls=required` (STARTTLS),
+    /// `smtps://user:pass@host:465` (implicit TLS), with optional login. Unset: every mail is
+    /// written as an `.eml` file into `mail_dir` and its link logged (for development).
+    pub smtp_url: Option<String>,
+    /// A PEM certificate to trust for the mail server's TLS, beside the system's (a private CA,
+    /// a self-signed test server).
+    pub smtp_ca_file: Option<PathBuf>,
+    /// The From of every mail: `Name <address>` or an address.
+    pub mail_from: String,
+    /// Where mails go as `.eml` files when `smtp_url` is unset.
+    pub mail_dir: PathBuf,
+    /// Seconds before the first retry of a mail the server did not take; each retry waits twice
+    /// as long as the one before, up to an hour.
+    pub mail_retry_secs: i64,
+    /// Delivery attempts before a mail is given up (shown as failed in the admin panel).
+    pub mail_max_attempts: i32,
+    /// Whether addresses are verified: `off`, `optional` (a link is sent; nothing waits for
+    /// it) or `required` (an unverified account sees only "confirm your address").
+    pub email_verification: EmailVerification,
+    /// Who may sign up: `open`, or `invite_only` (only with an admin's invitation).
+    pub signup_mode: SignupMode,
+    /// The security notices mailed to account owners; remove one to stop it (an operator's
+    /// choice, never a user's: a session thief could silence them). All on by default.
+    pub mail_notices: Vec<Notice>,
+}
+
+/// How much the site relies on proved addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailVerification {
+    /// No verification mail; sign-up signs in at once.
+    Off,
+    /// A verification link is mailed; an unverified account works as before.
+    #[default]
+    Optional,
+    /// An unverified account can sign in but sees only the page asking to confirm the address.
+    Required,
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignupMode {
+    /// Anyone.
+    #[default]
+    Open,
+    /// Only someone holding an admin's invitation.
+    InviteOnly,
+}
+
+/// A security notice mailed to an account's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    /// The password was changed or reset.
+    PasswordChanged,
+    /// Two-factor sign-in was turned on or off.
+    TwoFactorChanged,
+    /// New recovery codes were made.
+    RecoveryCodes,
+    /// An API key was created.
+    ApiKeyCreated,
+    /// The address was changed (sent to the old address, with the undo link).
+    EmailChanged,
+    /// A sign-in from a browser not seen before.
+    NewDevice,
+}
+
+impl Notice {
+    /// Every notice, the default of `mail_notices`.
+    pub const ALL: [Notice; 6] = [
+        Notice::PasswordChanged,
+        Notice::TwoFactorChanged,
+        Notice::RecoveryCodes,
+        Notice::ApiKeyCreated,
+        Notice::EmailChanged,
+        Notice::NewDevice,
+    ];
 }
 
 impl Default for Settings {
@@ -140,6 +218,15 @@ impl Default for Settings {
             static_dir: "static".into(),
             instance_name: None,
             admin_requires_two_factor: true,
+            smtp_url: None,
+            smtp_ca_file: None,
+            mail_from: "latchkey <latchkey@localhost>".into(),
+            mail_dir: "mail".into(),
+            mail_retry_secs: 30,
+            mail_max_attempts: 12,
+            email_verification: EmailVerification::Optional,
+            signup_mode: SignupMode::Open,
+            mail_notices: Notice::ALL.to_vec(),
         }
     }
 }
@@ -213,6 +300,19 @@ impl Settings {
         }
         if self.key_grace_secs < 0 {
             return Err(Error::Config("key_grace_secs must be 0 or more".into()));
+        }
+        if !(1..=3600).contains(&self.mail_retry_secs)
+            || !(1..=100).contains(&self.mail_max_attempts)
+        {
+            return Err(Error::Config(
+                "mail_retry_secs must be between 1 and 3600, and mail_max_attempts between 1 and 100".into(),
+            ));
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(Error::Config(format!(
+                "mail_from {:?} is not an address: use `Name <user@example.com>` or `user@example.com`",
+                self.mail_from
+            )));
         }
         if self.database_pool_size == 0 {
             return Err(Error::Config(

@@ -13,6 +13,7 @@ pub mod error;
 mod events;
 mod headers;
 mod json;
+pub mod mail;
 pub mod models;
 mod peer;
 mod routes;
@@ -26,12 +27,14 @@ use rocket::figment::Figment;
 use rocket::fs::FileServer;
 use rocket::{Build, Orbit, Rocket};
 
-use crate::auth::{Csrf, Keyring, PasswordHasher, Sessions, Throttle, Tokens, TwoFactorSeal};
+use crate::auth::{Csrf, Keyring, PasswordHasher, Seal, Sessions, Throttle, Tokens};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::Audit;
+use crate::mail::worker::Sender;
+use crate::mail::{Mailer, Transport};
 
 pub use crate::config::figment;
 
@@ -42,10 +45,12 @@ struct Parts {
     sessions: Sessions,
     hasher: PasswordHasher,
     csrf: Csrf,
+    mailer: Mailer,
+    sender: Sender,
 }
 
 /// Reads settings, opens the database, applies migrations, loads keys. Blocking: run off the workers.
-fn prepare(figment: &Figment) -> Result<Parts, Error> {
+fn prepare(figment: &Figment, pages: Pages) -> Result<Parts, Error> {
     let settings = Settings::from_figment(figment)?;
     if !settings.static_dir.is_dir() {
         return Err(Error::Config(format!(
@@ -68,7 +73,7 @@ fn prepare(figment: &Figment) -> Result<Parts, Error> {
     );
     // Plain secrets from before encryption, and secrets under an older key, move to the active
     // key now (SQL has no key, so a migration cannot do it).
-    let resealed = auth::reseal_all(&mut *db.get()?, &TwoFactorSeal::new(&keyring))?;
+    let resealed = auth::reseal_all(&mut *db.get()?, &Seal::two_factor(&keyring))?;
     if resealed > 0 {
         log::info!(
             "{resealed} two-factor secrets encrypted under key {}",
@@ -83,12 +88,28 @@ fn prepare(figment: &Figment) -> Result<Parts, Error> {
     let tokens = Tokens::new(&settings, keyring);
     let sessions = Sessions::new(&settings, db.clone(), tokens, Clock::default());
     let hasher = PasswordHasher::new(&settings)?;
+    let origin = settings.public_origin.clone().unwrap_or_else(|| {
+        let port: u16 = figment.extract_inner("port").unwrap_or(8000);
+        format!("http://localhost:{port}")
+    });
+    let mailer = Mailer::new(&settings, origin, pages, sessions.tokens_shared())?;
+    let transport = Transport::from_settings(&settings)?;
+    log::info!("{}", transport.describe(&settings));
+    let sender = Sender::new(
+        &settings,
+        db.clone(),
+        sessions.clock().clone(),
+        mailer.clone(),
+        transport,
+    );
     Ok(Parts {
         settings,
         db,
         sessions,
         hasher,
         csrf,
+        mailer,
+        sender,
     })
 }
 
@@ -98,10 +119,10 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
     let pages = Pages::default();
     rocket::custom(figment)
         .attach(Pages::fairing(pages.clone()))
-        .manage(pages)
+        .manage(pages.clone())
         .attach(AdHoc::try_on_ignite("latchkey", |rocket| async move {
             let figment = rocket.figment().clone();
-            let prepared = rocket::tokio::task::spawn_blocking(move || prepare(&figment))
+            let prepared = rocket::tokio::task::spawn_blocking(move || prepare(&figment, pages))
                 .await
                 .map_err(|e| Error::Task(e.to_string()))
                 .and_then(|r| r);
@@ -122,6 +143,8 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                             clock.clone(),
                         ))
                         .manage(parts.csrf)
+                        .manage(parts.mailer)
+                        .manage(std::sync::Arc::new(parts.sender))
                         .manage(clock)
                         .manage(parts.db)
                         .manage(parts.sessions)
@@ -140,6 +163,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 if let Some(sessions) = rocket.state::<Sessions>() {
                     background::spawn(rocket, sessions);
                 }
+                mail::worker::spawn(rocket);
                 background::watch_keys(rocket);
             })
         }))

@@ -3,7 +3,7 @@
 //! sign-ins made with a key still on the ring keep working. Two-factor secrets move to the new
 //! active key at once, so none is left under a key that is later pruned.
 
-use super::{reseal_all, Csrf, Keyring, Tokens, TwoFactorSeal};
+use super::{reseal_all, Csrf, Keyring, Seal, Tokens};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
@@ -30,7 +30,7 @@ pub fn reload_keys(
         ring.kids()
     );
     csrf.replace_keys(&ring);
-    let seal = TwoFactorSeal::new(&ring);
+    let seal = Seal::two_factor(&ring);
     tokens.replace_keyring(ring);
     // The keys are in use whatever happens here; a row left behind is moved at the next load.
     match db.get().and_then(|mut conn| reseal_all(&mut conn, &seal)) {

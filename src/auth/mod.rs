@@ -9,11 +9,11 @@ mod key_reload;
 mod keyring;
 mod password;
 mod revocations;
+mod seal;
 mod sessions;
 mod sudo;
 mod throttle;
 mod tokens;
-mod two_factor_seal;
 
 pub mod next;
 pub mod signin;
@@ -26,8 +26,8 @@ pub use guards::{Admin, AdminRequired, AuthFailure, AuthState, CurrentUser, Via}
 pub use key_reload::reload_keys;
 pub use keyring::{check_strength, KeyFile, Keyring};
 pub use password::PasswordHasher;
+pub use seal::{reseal_all, Seal};
 pub use sessions::{Refresh, Sessions, Started};
 pub use sudo::{Sudo, SudoRequired};
 pub use throttle::Throttle;
 pub use tokens::{Claims, Subject, TokenError, Tokens};
-pub use two_factor_seal::{reseal_all, TwoFactorSeal};

@@ -130,8 +130,8 @@ impl Sessions {
     }
 
     /// The keys that seal and open two-factor secrets, from the keyring in use now.
-    pub fn two_factor_seal(&self) -> super::TwoFactorSeal {
-        super::TwoFactorSeal::new(&self.tokens.keyring())
+    pub fn two_factor_seal(&self) -> super::Seal {
+        super::Seal::two_factor(&self.tokens.keyring())
     }
 
     /// The token signer/verifier, shared (for the key reloader).

@@ -8,7 +8,7 @@ use rand::Rng;
 use time::OffsetDateTime;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-use super::TwoFactorSeal;
+use super::Seal;
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::{RecoveryCode, TwoFactor};
@@ -78,7 +78,7 @@ pub enum Redeemed {
 pub fn redeem_app_code(
     conn: &mut DbConnection,
     tf: &TwoFactor,
-    seal: &TwoFactorSeal,
+    seal: &Seal,
     input: &str,
     now: OffsetDateTime,
 ) -> Result<Redeemed, Error> {
@@ -95,7 +95,7 @@ pub fn redeem_app_code(
 pub fn redeem(
     conn: &mut DbConnection,
     tf: &TwoFactor,
-    seal: &TwoFactorSeal,
+    seal: &Seal,
     input: &str,
     now: OffsetDateTime,
 ) -> Result<Redeemed, Error> {

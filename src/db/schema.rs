@@ -14,6 +14,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        email_verified_at -> Nullable<Timestamp>,
     }
 }
 
@@ -130,6 +131,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Mail waiting to be sent (body sealed), and a record of mail sent.
+    outbox (id) {
+        id -> Text,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        recipient -> Text,
+        subject -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        sent_at -> Nullable<Timestamp>,
+        failed_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Single-use links (resets, verification, email change and undo, invitations); hashes only.
+    account_tokens (token_hash) {
+        token_hash -> Text,
+        purpose -> Text,
+        user_id -> Nullable<Text>,
+        email -> Nullable<Text>,
+        role -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(trusted_devices -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -146,5 +182,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     two_factor,
     recovery_codes,
     trusted_devices,
-    rate_counters
+    rate_counters,
+    outbox,
+    account_tokens
 );

@@ -1,9 +1,11 @@
 //! The tables as types; queries are methods on the model they belong to.
 
+mod account_token;
 mod api_key;
 mod audit;
 mod audit_stats;
 mod login_attempt;
+mod outbox;
 mod rate_counter;
 mod refresh_token;
 mod session;
@@ -11,10 +13,12 @@ mod trusted_device;
 mod two_factor;
 mod user;
 
+pub use account_token::{token_hash, AccountToken, IssuedToken, TokenFor, TokenPurpose};
 pub use api_key::{ApiKey, KeyScope};
 pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
 pub use audit_stats::{Bucket, SecurityStats, Series};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
+pub use outbox::{MailState, OutboxCounts, OutboxMail};
 pub use rate_counter::RateCounter;
 pub use refresh_token::RefreshToken;
 pub use session::{RevokedSession, Session};

@@ -14,7 +14,7 @@ use crate::error::Error;
 pub struct TwoFactor {
     /// The user.
     pub user_id: String,
-    /// The shared secret as stored: sealed (`v1.<kid>.…`, see `auth::TwoFactorSeal`); open it
+    /// The shared secret as stored: sealed (`v1.<kid>.…`, see `auth::Seal`); open it
     /// before use.
     pub secret: String,
     /// When the setup began.

@@ -8,6 +8,7 @@ use time::PrimitiveDateTime;
 use crate::db::schema::users;
 use crate::db::DbConnection;
 use crate::error::Error;
+use crate::models::{AccountToken, TokenPurpose};
 
 /// What a user may do beyond their own pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -64,6 +65,8 @@ pub struct User {
     pub updated_at: PrimitiveDateTime,
     /// Last successful sign-in.
     pub last_login_at: Option<PrimitiveDateTime>,
+    /// When the address was proved (a link followed from it); `None`: not verified.
+    pub email_verified_at: Option<PrimitiveDateTime>,
 }
 
 /// A user about to be inserted; fields already validated.
@@ -226,7 +229,8 @@ impl User {
         Ok(())
     }
 
-    /// Replaces the password hash.
+    /// Replaces the password hash, and voids every reset link still out for the account (a link
+    /// from before the change must not undo it).
     pub fn set_password_hash(
         conn: &mut DbConnection,
         id: &str,
@@ -239,6 +243,12 @@ impl User {
         if n == 0 {
             return Err(Error::NotFound);
         }
+        AccountToken::void_for_user(
+            conn,
+            id,
+            &[TokenPurpose::PasswordReset, TokenPurpose::AdminReset],
+            now,
+        )?;
         Ok(())
     }
 

@@ -4,8 +4,10 @@ use rocket::http::CookieJar;
 use serde_json::json;
 
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
+use crate::config::Notice;
 use crate::error::Error;
 use crate::events::Who;
+use crate::mail::{HowChanged, Letter};
 use crate::models::{ApiKey, AuditKind, User};
 use crate::routes::services::Services;
 use crate::validation::{self, field, FieldErrors, PASSWORD_MAX_CHARS};
@@ -167,6 +169,16 @@ async fn change_password(
     };
     let who = Who::user(&row.id, &row.username);
     site.record_own(AuditKind::PasswordChanged, who, None).await;
+    let notice = Letter::password_changed(
+        site.mail,
+        &row,
+        HowChanged::Changed,
+        site.peer.ip.map(|ip| ip.to_string()),
+        now,
+    );
+    site.mail
+        .notify(site.db, Notice::PasswordChanged, &notice, now)
+        .await;
     if ended > 0 {
         let detail = format!("{ended} other session(s), after password change");
         site.record_own(AuditKind::SessionsRevoked, who, Some(detail))

@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
+use crate::mail::Mailer;
 use crate::models::{ApiKey, AuditKind, TwoFactor, User};
 use crate::peer::Peer;
 use crate::validation::PASSWORD_MAX_CHARS;
@@ -29,6 +30,8 @@ pub struct Services<'r> {
     pub audit: &'r Audit,
     /// The site's settings.
     pub settings: &'r Settings,
+    /// Mail: letters to the outbox.
+    pub mail: &'r Mailer,
     /// Who is asking.
     pub peer: Peer,
 }
@@ -46,6 +49,7 @@ impl<'r> FromRequest<'r> for Services<'r> {
             r.state::<Throttle>(),
             r.state::<Audit>(),
             r.state::<Settings>(),
+            r.state::<Mailer>(),
         ) {
             (
                 Some(db),
@@ -54,6 +58,7 @@ impl<'r> FromRequest<'r> for Services<'r> {
                 Some(throttle),
                 Some(audit),
                 Some(settings),
+                Some(mail),
             ) => Outcome::Success(Services {
                 db,
                 sessions,
@@ -61,6 +66,7 @@ impl<'r> FromRequest<'r> for Services<'r> {
                 throttle,
                 audit,
                 settings,
+                mail,
                 peer: Peer::of(req),
             }),
             _ => Outcome::Error((Status::InternalServerError, ())),

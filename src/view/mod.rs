@@ -100,6 +100,11 @@ impl Pages {
         f(guard.as_ref().ok_or("templates are not loaded")?)
     }
 
+    /// A mail part (`templates/mail/…`), rendered by Tera.
+    pub fn render_mail(&self, name: &str, context: &Context) -> Result<String, String> {
+        self.render_with_tera(name, context)
+    }
+
     fn render_with_tera(&self, name: &str, context: &Context) -> Result<String, String> {
         self.with_tera(|tera| {
             tera.render(name, context).map_err(|e| {

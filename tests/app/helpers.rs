@@ -39,7 +39,9 @@ pub fn spawn_app() -> TestApp {
 pub fn spawn_app_with(adjust: impl FnOnce(Figment) -> Figment) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = TestDb::new(&dir);
-    let figment = adjust(base_figment(db.url()));
+    let mail_dir = dir.path().join("mail");
+    let figment =
+        adjust(base_figment(db.url()).merge(("mail_dir", mail_dir.display().to_string())));
     let client = Client::tracked(latchkey::rocket(figment.clone())).expect("site starts");
     TestApp {
         client,
@@ -56,6 +58,24 @@ pub fn spawn_app_with(adjust: impl FnOnce(Figment) -> Figment) -> TestApp {
 /// instance's client, a Bearer token).
 pub fn spawn_app_without_admin_two_factor() -> TestApp {
     spawn_app_with(|f| f.merge(("admin_requires_two_factor", false)))
+}
+
+/// A site that sends its mail to `server` (a real SMTP server in this process), retrying after a
+/// second, with settings `adjust` changes.
+pub fn spawn_app_mailing_to(
+    server: &crate::smtp::MailServer,
+    adjust: impl FnOnce(Figment) -> Figment,
+) -> TestApp {
+    let url = server.url();
+    let ca = server.ca_file().map(|p| p.display().to_string());
+    spawn_app_with(move |f| {
+        let f = f.merge(("smtp_url", url)).merge(("mail_retry_secs", 1));
+        let f = match ca {
+            Some(ca) => f.merge(("smtp_ca_file", ca)),
+            None => f,
+        };
+        adjust(f)
+    })
 }
 
 /// A second instance on the same database and settings (a different process, as far as state goes).

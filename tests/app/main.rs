@@ -29,6 +29,7 @@ mod layers;
 mod lockout;
 mod logging;
 mod login;
+mod mail;
 mod migrations;
 mod openapi;
 mod outage;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use latchkey::auth::two_factor::{code_at, new_recovery_codes, new_secret};
-use latchkey::auth::{PasswordHasher, Sessions, TwoFactorSeal};
+use latchkey::auth::{PasswordHasher, Seal, Sessions};
 use latchkey::clock::Clock;
 use latchkey::db::Db;
 use latchkey::models::{NewUser, Role, TwoFactor, User};
@@ -25,7 +25,7 @@ pub struct Site {
     database_url: String,
     clock: Clock,
     /// Encrypts the two-factor secrets of the admins it enrols, as the site stores them.
-    seal: TwoFactorSeal,
+    seal: Seal,
     db: Db,
     hasher: PasswordHasher,
     shutdown: Shutdown,
@@ -44,7 +44,10 @@ impl Site {
         for (key, value) in settings {
             figment = figment.merge((*key, *value));
         }
+        let mail_dir =
+            std::env::temp_dir().join(format!("latchkey-browser-mail-{}", std::process::id()));
         let figment = figment
+            .merge(("mail_dir", mail_dir.display().to_string()))
             .merge(("address", "127.0.0.1"))
             .merge(("port", 0))
             // Rocket's own signal handling belongs to the test process, not to each instance.

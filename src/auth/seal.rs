@@ -1,7 +1,8 @@
-//! Two-factor secrets at rest: each authenticator secret is stored as
-//! `v1.<kid>.<base64url(nonce || ciphertext)>`, sealed with XChaCha20-Poly1305 under a key derived
-//! from the signing key `kid` for this purpose alone, with the user id as associated data (a sealed
-//! value moved to another user's row does not open). A database dump alone gives no codes.
+//! Secrets at rest: two-factor secrets, and mail waiting in the outbox (which may carry a reset
+//! or invitation link). Each is stored as `v1.<kid>.<base64url(nonce || ciphertext)>`, sealed with
+//! XChaCha20-Poly1305 under a key derived from the signing key `kid` for one purpose alone, with
+//! the row's owner (user id, mail id) as associated data (a sealed value moved to another row does
+//! not open). A database dump alone gives no codes and no links.
 //!
 //! Rows are moved to the active key whenever the keyring is loaded or reloaded
 //! ([`reseal_all`]), so a key can be pruned after its grace period without leaving a secret
@@ -18,31 +19,44 @@ use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::TwoFactor;
 
-/// The keyring purpose the sealing keys are derived for.
-const PURPOSE: &str = "totp-secret";
+/// The keyring purpose two-factor secrets are sealed for.
+const TWO_FACTOR: &str = "totp-secret";
+/// The keyring purpose outbox mail bodies are sealed for.
+const OUTBOX: &str = "outbox-mail";
 /// The format's prefix; a stored value without it is a plain secret from before encryption.
 const V1: &str = "v1.";
 /// XChaCha20's nonce: 192 random bits, so random nonces never repeat in practice.
 const NONCE_BYTES: usize = 24;
 
-/// The sealing keys of one keyring: `(kid, key)`, active first.
-pub struct TwoFactorSeal {
+/// The sealing keys of one keyring for one purpose: `(kid, key)`, active first.
+pub struct Seal {
+    purpose: &'static str,
     keys: Vec<(String, [u8; 32])>,
 }
 
-impl TwoFactorSeal {
-    /// The sealing keys derived from every key on `ring`.
-    pub fn new(ring: &Keyring) -> TwoFactorSeal {
+impl Seal {
+    /// The keys that seal two-factor secrets, derived from every key on `ring`.
+    pub fn two_factor(ring: &Keyring) -> Seal {
+        Seal::for_purpose(ring, TWO_FACTOR)
+    }
+
+    /// The keys that seal mail bodies in the outbox, derived from every key on `ring`.
+    pub fn outbox(ring: &Keyring) -> Seal {
+        Seal::for_purpose(ring, OUTBOX)
+    }
+
+    fn for_purpose(ring: &Keyring, purpose: &'static str) -> Seal {
         let kids = ring.kids().into_iter().map(str::to_string);
-        TwoFactorSeal {
-            keys: kids.zip(ring.purpose_keys(PURPOSE)).collect(),
+        Seal {
+            purpose,
+            keys: kids.zip(ring.purpose_keys(purpose)).collect(),
         }
     }
 
     /// Adds the keys of `older` that this seal lacks, to open values sealed under them (a
     /// rotation that is about to drop them).
-    pub fn with_older(mut self, older: &Keyring) -> TwoFactorSeal {
-        for (kid, key) in TwoFactorSeal::new(older).keys {
+    pub fn with_older(mut self, older: &Keyring) -> Seal {
+        for (kid, key) in Seal::for_purpose(older, self.purpose).keys {
             if !self.keys.iter().any(|(k, _)| *k == kid) {
                 self.keys.push((kid, key));
             }
@@ -58,11 +72,12 @@ impl TwoFactorSeal {
         XChaCha20Poly1305::new(key.into())
     }
 
-    /// `secret` sealed for `user_id` under the active key, with a fresh random nonce.
+    /// `secret` sealed for `user_id` (the owning row) under the active key, with a fresh random
+    /// nonce.
     pub fn seal(&self, user_id: &str, secret: &str) -> Result<String, Error> {
         let (kid, key) = &self.keys[0];
         let nonce: [u8; NONCE_BYTES] = rand::random();
-        let sealed = TwoFactorSeal::cipher(key)
+        let sealed = Seal::cipher(key)
             .encrypt(
                 &XNonce::from(nonce),
                 Payload {
@@ -79,7 +94,9 @@ impl TwoFactorSeal {
     /// The secret in `stored` (sealed for `user_id`), or why it cannot be read: not sealed,
     /// sealed under a key no longer on the ring, or altered.
     pub fn open(&self, user_id: &str, stored: &str) -> Result<String, Error> {
-        let unreadable = |why: &str| Error::SecretUnreadable(format!("user {user_id}: {why}"));
+        let purpose = self.purpose;
+        let unreadable =
+            |why: &str| Error::SecretUnreadable(format!("{purpose} of {user_id}: {why}"));
         let (kid, data) = stored
             .strip_prefix(V1)
             .and_then(|rest| rest.split_once('.'))
@@ -95,7 +112,7 @@ impl TwoFactorSeal {
         }
         let (nonce, sealed) = blob.split_at(NONCE_BYTES);
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| unreadable("too short"))?;
-        let plain = TwoFactorSeal::cipher(key)
+        let plain = Seal::cipher(key)
             .decrypt(
                 &XNonce::from(nonce),
                 Payload {
@@ -133,7 +150,7 @@ impl TwoFactorSeal {
 /// first could not take the write lock while another instance holds it (SQLITE_BUSY), and with
 /// nothing to change there is no transaction at all. A row that cannot be opened is logged and
 /// left as it is. Returns how many rows were rewritten.
-pub fn reseal_all(conn: &mut DbConnection, seal: &TwoFactorSeal) -> Result<usize, Error> {
+pub fn reseal_all(conn: &mut DbConnection, seal: &Seal) -> Result<usize, Error> {
     let mut changes = Vec::new();
     for (user_id, stored) in TwoFactor::stored_secrets(conn)? {
         match seal.resealed(&user_id, &stored) {
@@ -171,7 +188,7 @@ mod tests {
 
     #[test]
     fn a_sealed_secret_opens_for_its_user_only() {
-        let seal = TwoFactorSeal::new(&ring());
+        let seal = Seal::two_factor(&ring());
         let stored = seal.seal("alice", "JBSWY3DPEHPK3PXP").unwrap();
         assert!(stored.starts_with("v1.env-"));
         assert!(!stored.contains("JBSWY3DPEHPK3PXP"));
@@ -185,7 +202,7 @@ mod tests {
             .open("alice", &String::from_utf8(tampered).unwrap())
             .is_err());
         assert!(seal.open("alice", "JBSWY3DPEHPK3PXP").is_err(), "plain");
-        let other = TwoFactorSeal::new(&ring_from(8));
+        let other = Seal::two_factor(&ring_from(8));
         assert!(other.open("alice", &stored).is_err(), "unknown key");
     }
 }
