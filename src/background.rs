@@ -7,12 +7,14 @@ use rocket::{Orbit, Rocket};
 
 use crate::auth::{Csrf, Sessions, Throttle};
 use crate::config::Settings;
-use crate::models::{Session, TrustedDevice};
+use crate::models::{AccountToken, OutboxMail, Session, TrustedDevice};
 
 /// How often rate-limit entries of quiet clients and old shared windows are dropped.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
-/// How often ended sessions and expired devices are deleted.
+/// How often ended sessions, expired devices and links, and old mail records are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How long the record of a sent (or given-up) mail stays for the admin panel.
+const KEEP_MAIL_RECORDS: time::Duration = time::Duration::days(30);
 
 /// Reloads the key file on SIGHUP and when its modification time changes (checked every second),
 /// so a rotation rolls out without a restart. Stops when the server shuts down.
@@ -122,11 +124,16 @@ pub fn spawn(rocket: &Rocket<Orbit>, sessions: &Sessions) {
                 let now = clock.db_now();
                 let pruned = db
                     .run(move |conn| {
-                        Ok(Session::prune(conn, now)? + TrustedDevice::prune(conn, now)?)
+                        Ok(Session::prune(conn, now)?
+                            + TrustedDevice::prune(conn, now)?
+                            + AccountToken::prune(conn, now)?
+                            + OutboxMail::prune(conn, now, KEEP_MAIL_RECORDS)?)
                     })
                     .await;
                 match pruned {
-                    Ok(n) if n > 0 => log::info!("pruned {n} ended sessions and expired devices"),
+                    Ok(n) if n > 0 => log::info!(
+                        "pruned {n} ended sessions, expired devices and links, and old mail records"
+                    ),
                     Ok(_) => {}
                     Err(e) => log::warn!("session pruning failed: {e}"),
                 }

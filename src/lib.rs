@@ -88,6 +88,12 @@ fn prepare(figment: &Figment, pages: Pages) -> Result<Parts, Error> {
     let tokens = Tokens::new(&settings, keyring);
     let sessions = Sessions::new(&settings, db.clone(), tokens, Clock::default());
     let hasher = PasswordHasher::new(&settings)?;
+    if settings.public_origin.is_none() && settings.smtp_url.is_some() && !cfg!(debug_assertions) {
+        log::warn!(
+            "public_origin is not set: links in mail will point to http://localhost; set \
+             LATCHKEY_PUBLIC_ORIGIN to the address people reach the site at"
+        );
+    }
     let origin = settings.public_origin.clone().unwrap_or_else(|| {
         let port: u16 = figment.extract_inner("port").unwrap_or(8000);
         format!("http://localhost:{port}")
