@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::allow::{allow_header, methods_if_not_allowed};
 use crate::auth::next::referer_path;
-use crate::auth::{AdminRequired, CsrfRejected, SudoRequired};
+use crate::auth::{AdminRequired, CsrfRejected, EmailUnverified, SudoRequired};
 use crate::auth::{AuthState, CsrfToken, Sessions};
 use crate::db::Db;
 use crate::json::ApiError;
@@ -127,6 +127,12 @@ fn api_error(status: Status, req: &Request<'_>) -> ApiError {
             "csrf",
             "Send the page's CSRF token in the X-CSRF-Token header, or use a Bearer token.",
         ),
+        403 if req.local_cache(|| None::<EmailUnverified>).is_some() => ApiError::new(
+            status,
+            "email_unverified",
+            "Confirm your email address first: follow the link we mailed you, or sign in on \
+             the site to have it sent again.",
+        ),
         403 if req.local_cache(|| None::<SudoRequired>).is_some() => ApiError::new(
             status,
             "reauthentication_required",
@@ -206,6 +212,12 @@ async fn default(status: Status, req: &Request<'_>) -> Caught {
     } else {
         status
     };
+    let unverified =
+        status == Status::Forbidden && req.local_cache(|| None::<EmailUnverified>).is_some();
+    if unverified && !is_api(req) {
+        // Every page of an account whose address must be verified first leads here.
+        return Caught::Confirm(Redirect::to(crate::routes::email::CONFIRM_PAGE));
+    }
     let sudo = status == Status::Forbidden && req.local_cache(|| None::<SudoRequired>).is_some();
     if sudo && !is_api(req) {
         return confirm_first(req);

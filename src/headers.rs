@@ -55,6 +55,10 @@ fn fixed_headers(secure: bool) -> &'static [(String, String)] {
     })
 }
 
+/// Paths whose pages come from links carrying a secret (mailed single-use links): no
+/// `Referer` at all leaves them, not even to this site.
+const NO_REFERRER_PREFIXES: &[&str] = &["/email/"];
+
 /// An empty Shield: attached so that Rocket adds no headers of its own; [`SecurityHeaders`] sets
 /// the Shield's policies itself (once, from `&'static` values, rather than per request).
 pub fn shield() -> Shield {
@@ -94,6 +98,10 @@ impl Fairing for SecurityHeaders {
         // No route sets these itself; they replace whatever might be there.
         for (name, value) in self.fixed {
             res.set_header(Header::new(name.as_str(), value.as_str()));
+        }
+        let path = req.uri().path();
+        if NO_REFERRER_PREFIXES.iter().any(|p| path.starts_with(p)) {
+            res.set_header(Header::new("Referrer-Policy", "no-referrer"));
         }
         if let Some(name) = &self.instance {
             res.set_header(Header::new("X-Instance", name.clone()));

@@ -46,6 +46,9 @@ pub struct CurrentUser {
     pub two_factor: bool,
     /// When the owner last proved who they are (Unix seconds); `None` for API-key tokens.
     pub auth_time: Option<i64>,
+    /// The site requires a verified address and this user has not verified theirs: only
+    /// [`AnyUser`] lets them through (the "Confirm your address" page, sign-out).
+    pub email_unverified: bool,
 }
 
 /// Where a request's token came from.
@@ -71,6 +74,7 @@ impl CurrentUser {
             read_only: claims.scp.as_deref() == Some("read"),
             two_factor: claims.amr.iter().any(|m| m == "otp"),
             auth_time: claims.auth_time,
+            email_unverified: claims.email_unverified,
         }
     }
 }
@@ -278,6 +282,38 @@ pub enum AuthFailure {
     Unavailable,
     /// Signed in, but the action needs a fresh proof (sudo mode).
     Reauthenticate,
+    /// Signed in, but the site requires a verified address first.
+    EmailUnverified,
+}
+
+/// Set in the request cache when a guard refuses a user whose address must be verified first,
+/// so the catcher sends people to "Confirm your address" and programs `email_unverified`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailUnverified;
+
+/// A signed-in user, verified address or not: for the few pages an unverified user may use
+/// when the site requires verification ("Confirm your address", resending its link, sign-out).
+/// Everything else takes [`CurrentUser`], which turns them away.
+pub struct AnyUser<'r>(pub &'r CurrentUser);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AnyUser<'r> {
+    type Error = AuthFailure;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        match AuthState::of(req).await {
+            AuthState::SignedIn(user)
+                if user.read_only && req.method() != rocket::http::Method::Get =>
+            {
+                Outcome::Error((Status::Forbidden, AuthFailure::MissingRole))
+            }
+            AuthState::SignedIn(user) => Outcome::Success(AnyUser(user)),
+            AuthState::Unavailable => {
+                Outcome::Error((Status::ServiceUnavailable, AuthFailure::Unavailable))
+            }
+            _ => Outcome::Error((Status::Unauthorized, AuthFailure::NotSignedIn)),
+        }
+    }
 }
 
 /// The signed-in user, borrowed from the request's cached [`AuthState`] (no copy: the busiest
@@ -293,6 +329,10 @@ impl<'r> FromRequest<'r> for &'r CurrentUser {
                 if user.read_only && req.method() != rocket::http::Method::Get =>
             {
                 Outcome::Error((Status::Forbidden, AuthFailure::MissingRole))
+            }
+            AuthState::SignedIn(user) if user.email_unverified => {
+                req.local_cache(|| Some(EmailUnverified));
+                Outcome::Error((Status::Forbidden, AuthFailure::EmailUnverified))
             }
             AuthState::SignedIn(user) => Outcome::Success(user),
             AuthState::Unavailable => {

@@ -22,7 +22,9 @@ pub mod two_factor;
 pub use csrf::{
     check_header as check_csrf_header, Csrf, CsrfForm, CsrfOnly, CsrfRejected, CsrfToken,
 };
-pub use guards::{Admin, AdminRequired, AuthFailure, AuthState, CurrentUser, Via};
+pub use guards::{
+    Admin, AdminRequired, AnyUser, AuthFailure, AuthState, CurrentUser, EmailUnverified, Via,
+};
 pub use key_reload::reload_keys;
 pub use keyring::{check_strength, KeyFile, Keyring};
 pub use password::PasswordHasher;

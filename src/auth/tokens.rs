@@ -60,6 +60,11 @@ pub struct Claims {
     /// within `sudo_window_secs`. Absent from tokens made from an API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// Present (and `true`) only when the site requires a verified address and the user has
+    /// not verified theirs: such a session reaches the "Confirm your address" page and nothing
+    /// else. Carried here so the hot path needs no database read; renewals recompute it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub email_unverified: bool,
 }
 
 /// Why a token was not accepted.
@@ -87,6 +92,8 @@ pub struct Subject<'a> {
     pub two_factor: bool,
     /// When the session's owner last proved who they are (Unix seconds); `None` for API keys.
     pub auth_time: Option<i64>,
+    /// The site requires a verified address and this user's is not (see [`Claims`]).
+    pub email_unverified: bool,
 }
 
 /// Most verified tokens remembered; the cache is emptied when it fills.
@@ -102,7 +109,14 @@ impl<'a> Subject<'a> {
             read_only,
             two_factor: false,
             auth_time: None,
+            email_unverified: false,
         }
+    }
+
+    /// The same subject, marked as held back until the address is verified (or not).
+    pub fn with_email_unverified(mut self, unverified: bool) -> Subject<'a> {
+        self.email_unverified = unverified;
+        self
     }
 
     /// The same subject, with the time of the owner's last proof (sign-in or sudo mode).
@@ -234,6 +248,7 @@ impl Tokens {
             jti: uuid::Uuid::new_v4().to_string(),
             scp: subject.read_only.then(|| "read".to_string()),
             auth_time: subject.auth_time,
+            email_unverified: subject.email_unverified,
             amr: if subject.two_factor {
                 vec!["pwd".to_string(), "otp".to_string()]
             } else {

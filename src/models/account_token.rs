@@ -188,6 +188,22 @@ impl AccountToken {
         .execute(conn)?)
     }
 
+    /// How many tokens of `purpose` were made for the user since `since` (used or not): the
+    /// per-account limit on links sent by mail, shared by every instance.
+    pub fn count_since(
+        conn: &mut DbConnection,
+        user_id: &str,
+        purpose: TokenPurpose,
+        since: PrimitiveDateTime,
+    ) -> Result<i64, Error> {
+        Ok(account_tokens::table
+            .filter(account_tokens::user_id.eq(user_id))
+            .filter(account_tokens::purpose.eq(purpose.as_str()))
+            .filter(account_tokens::created_at.gt(since))
+            .count()
+            .get_result(conn)?)
+    }
+
     /// Deletes tokens that expired more than a day ago (the background pruner).
     pub fn prune(conn: &mut DbConnection, now: PrimitiveDateTime) -> Result<usize, Error> {
         Ok(diesel::delete(

@@ -60,11 +60,17 @@ pub enum AuditKind {
     DeviceTrustGranted,
     /// A trusted device failed its own limit and lost its trust.
     DeviceTrustRevoked,
+    /// A user proved their address by following its link.
+    EmailVerified,
+    /// A user's address changed (confirmed from the new address).
+    EmailChanged,
+    /// An address change was undone from the old address; every session ended.
+    EmailChangeUndone,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 25] = [
+    pub const ALL: [AuditKind; 28] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -90,6 +96,9 @@ impl AuditKind {
         AuditKind::SudoFailed,
         AuditKind::DeviceTrustGranted,
         AuditKind::DeviceTrustRevoked,
+        AuditKind::EmailVerified,
+        AuditKind::EmailChanged,
+        AuditKind::EmailChangeUndone,
     ];
 
     /// The stored name.
@@ -120,6 +129,9 @@ impl AuditKind {
             AuditKind::SudoFailed => "sudo_failed",
             AuditKind::DeviceTrustGranted => "device_trust_granted",
             AuditKind::DeviceTrustRevoked => "device_trust_revoked",
+            AuditKind::EmailVerified => "email_verified",
+            AuditKind::EmailChanged => "email_changed",
+            AuditKind::EmailChangeUndone => "email_change_undone",
         }
     }
 

@@ -229,6 +229,63 @@ impl User {
         Ok(())
     }
 
+    /// Marks the address verified, if the account's address is still `email` (any letter
+    /// case); returns whether it did.
+    pub fn mark_email_verified(
+        conn: &mut DbConnection,
+        id: &str,
+        email: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<bool, Error> {
+        let n = diesel::update(
+            users::table
+                .filter(users::id.eq(id))
+                .filter(users::email_key.eq(email.to_lowercase())),
+        )
+        .set((
+            users::email_verified_at.eq(Some(now)),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Whether an account other than `id` has `email` (any letter case).
+    pub fn email_taken_by_other(
+        conn: &mut DbConnection,
+        id: &str,
+        email: &str,
+    ) -> Result<bool, Error> {
+        let n: i64 = users::table
+            .filter(users::email_key.eq(email.to_lowercase()))
+            .filter(users::id.ne(id))
+            .count()
+            .get_result(conn)?;
+        Ok(n > 0)
+    }
+
+    /// Gives the account a new address, verified now (it was proved by a link sent to it).
+    /// Another account taking it meanwhile fails with the database's unique violation.
+    pub fn set_email(
+        conn: &mut DbConnection,
+        id: &str,
+        email: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<(), Error> {
+        let n = diesel::update(users::table.filter(users::id.eq(id)))
+            .set((
+                users::email.eq(email),
+                users::email_key.eq(email.to_lowercase()),
+                users::email_verified_at.eq(Some(now)),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+
     /// Replaces the password hash, and voids every reset link still out for the account (a link
     /// from before the change must not undo it).
     pub fn set_password_hash(

@@ -4,7 +4,7 @@ use rocket::http::CookieJar;
 use serde_json::json;
 
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
-use crate::config::Notice;
+use crate::config::{EmailVerification, Notice};
 use crate::error::Error;
 use crate::events::Who;
 use crate::mail::{HowChanged, Letter};
@@ -51,11 +51,23 @@ fn gone(site: &Services<'_>, jar: &CookieJar<'_>) -> FormOutcome {
     )
 }
 
-fn account_page(ctx: PageContext<'_>, row: &User, errors: &FieldErrors) -> Page {
+fn account_page(
+    ctx: PageContext<'_>,
+    site: &Services<'_>,
+    row: &User,
+    errors: &FieldErrors,
+) -> Page {
+    let verification = site.settings.email_verification != EmailVerification::Off;
     ctx.page(
         "account/index",
         "Your account",
-        json!({ "user": UserView::of(row), "values": {}, "errors": errors }),
+        json!({
+            "user": UserView::of(row),
+            "email_verified": row.email_verified_at.is_some(),
+            "verification": verification,
+            "values": {},
+            "errors": errors,
+        }),
     )
 }
 
@@ -68,7 +80,7 @@ async fn account(
     jar: &CookieJar<'_>,
 ) -> Result<FormOutcome, Error> {
     Ok(match load_user(&site, &user).await? {
-        Some(row) => FormOutcome::Show(account_page(ctx, &row, &FieldErrors::new())),
+        Some(row) => FormOutcome::Show(account_page(ctx, &site, &row, &FieldErrors::new())),
         None => gone(&site, jar),
     })
 }
@@ -90,7 +102,10 @@ async fn change_password(
             "Too many attempts. Please wait {} and try again.",
             wait_words(wait)
         ));
-        return Ok(FormOutcome::wait(account_page(ctx, &row, &errors), wait));
+        return Ok(FormOutcome::wait(
+            account_page(ctx, &site, &row, &errors),
+            wait,
+        ));
     }
     let (new_password, new_confirm) = (
         form.submitted("new_password"),
@@ -148,7 +163,7 @@ async fn change_password(
         errors.add(field, message);
     }
     if !errors.is_empty() {
-        return Ok(FormOutcome::redo(account_page(ctx, &row, &errors)));
+        return Ok(FormOutcome::redo(account_page(ctx, &site, &row, &errors)));
     }
 
     let hash = site.hasher.hash(new).await?;

@@ -8,6 +8,7 @@ mod admin;
 mod api;
 mod api_keys;
 mod confirm;
+pub(crate) mod email;
 mod health;
 mod jwks;
 mod pages;
@@ -24,6 +25,7 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(signin::routes());
     routes.extend(account::routes());
     routes.extend(confirm::routes());
+    routes.extend(email::routes());
     routes.extend(admin::routes());
     routes.extend(health::routes());
     routes.extend(jwks::routes());

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::auth::next::safe_next;
 use crate::auth::signin::{Delivery, FirstStep, Refused, SignIn, Verified};
 use crate::auth::two_factor;
-use crate::auth::{CsrfForm, CsrfOnly, CurrentUser};
+use crate::auth::{AnyUser, CsrfForm, CsrfOnly};
 use crate::error::Error;
 use crate::events::Who;
 use crate::models::AuditKind;
@@ -235,12 +235,13 @@ async fn code(
 #[rocket::post("/logout", data = "<_form>")]
 async fn logout(
     _form: CsrfOnly<'_>,
-    user: Option<CurrentUser>,
+    user: Option<AnyUser<'_>>,
     site: Services<'_>,
     jar: &CookieJar<'_>,
 ) -> Result<FormOutcome, Error> {
     site.sessions.clear_cookie(jar);
-    if let Some(user) = &user {
+    // Also the way out for a user whose address must be verified first.
+    if let Some(AnyUser(user)) = user {
         site.sessions.end(&user.session_id, Some(&user.id)).await?;
         let who = Who::user(&user.id, &user.username);
         site.record_own(AuditKind::Logout, who, None).await;

@@ -1,16 +1,28 @@
-//! Sign up: a new account, signed in at once.
+//! Sign up: a new account, signed in at once (`email_verification = "off"`), or made and sent
+//! a link to confirm its address first.
 
+use diesel::Connection;
 use rocket::http::CookieJar;
-use serde_json::json;
+use serde_json::{json, Value};
+use time::Duration;
 
 use super::signin::too_many;
 use crate::auth::signin::{Delivery, Proof, SignIn, Verified};
 use crate::auth::CsrfForm;
+use crate::config::EmailVerification;
 use crate::error::Error;
-use crate::models::{NewUser, Role, SignupConflict, User};
+use crate::events::Who;
+use crate::mail::Letter;
+use crate::models::{
+    AccountToken, AuditKind, NewUser, OutboxMail, Role, SignupConflict, TokenFor, TokenPurpose,
+    User,
+};
 use crate::routes::services::Services;
 use crate::validation::{self, field, FieldErrors};
 use crate::view::{FormOutcome, Page, PageContext};
+
+/// How long a verification link works, in hours.
+pub const VERIFY_TTL_HOURS: i64 = 48;
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -60,7 +72,8 @@ fn signup_page(ctx: PageContext<'_>) -> Page {
     signup_form(ctx, json!({}), &FieldErrors::new())
 }
 
-/// Creates an account, signs the new user in and sends them to the private page.
+/// Creates an account; with verification off, signs the new user in and sends them to the
+/// private page, else mails a link and answers "Check your email".
 #[rocket::post("/signup", data = "<form>")]
 async fn signup(
     form: CsrfForm<'_, Signup>,
@@ -117,6 +130,22 @@ async fn signup(
             move |conn| User::conflicts(conn, &u, &e)
         })
         .await?;
+    let verifying = site.settings.email_verification != EmailVerification::Off;
+    if verifying {
+        // Usernames are public, so a taken one may be said; a taken address may not.
+        if conflict.username {
+            conflict_errors(
+                SignupConflict {
+                    username: true,
+                    email: false,
+                },
+                &mut errors,
+            );
+            return Ok(FormOutcome::redo(signup_form(ctx, values, &errors)));
+        }
+        return signup_to_verify(ctx, &site, username, email, signup.password, conflict.email)
+            .await;
+    }
     conflict_errors(conflict, &mut errors);
     if !errors.is_empty() {
         return Ok(FormOutcome::redo(signup_form(ctx, values, &errors)));
@@ -151,4 +180,82 @@ async fn signup(
             verified.user.username
         ),
     ))
+}
+
+/// Sign-up when addresses are verified: the account is made but not signed in, and a link goes
+/// to the address. An address that already has an account gets the same answer, byte for byte,
+/// and its owner a mail saying someone tried; no account is made. Both paths hash the password
+/// (off the workers), so their timing does not tell them apart either.
+async fn signup_to_verify(
+    ctx: PageContext<'_>,
+    site: &Services<'_>,
+    username: &str,
+    email: &str,
+    password: String,
+    address_taken: bool,
+) -> Result<FormOutcome, Error> {
+    let hash = site.hasher.hash(password).await?;
+    let now = site.now();
+    let mut taken = address_taken;
+    if !taken {
+        let new = NewUser::new(username, email, hash, Role::User, now);
+        match site.db.run(move |conn| User::create(conn, &new)).await? {
+            Ok(user) => {
+                let issued = AccountToken::issue(
+                    TokenPurpose::VerifyEmail,
+                    TokenFor {
+                        user_id: Some(user.id.clone()),
+                        email: Some(user.email.clone()),
+                        ..TokenFor::default()
+                    },
+                    now,
+                    Duration::hours(VERIFY_TTL_HOURS),
+                );
+                let mail = site
+                    .mail
+                    .compose(&Letter::verify_email(site.mail, &user, &issued.raw), now)?;
+                site.db
+                    .run(move |conn| {
+                        conn.transaction(|conn| {
+                            AccountToken::insert(conn, &issued)?;
+                            OutboxMail::queue(conn, &mail)
+                        })
+                    })
+                    .await?;
+                site.mail.wake();
+                site.record_own(
+                    AuditKind::Signup,
+                    Who::user(&user.id, &user.username),
+                    Some("address not yet verified".into()),
+                )
+                .await;
+            }
+            // Lost a race: a username taken meanwhile is said; an address is not.
+            Err(conflict) if conflict.email => taken = true,
+            Err(conflict) => {
+                let mut errors = FieldErrors::new();
+                conflict_errors(conflict, &mut errors);
+                let values = json!({ "username": username, "email": email });
+                return Ok(FormOutcome::redo(signup_form(ctx, values, &errors)));
+            }
+        }
+    }
+    if taken {
+        let key = email.to_string();
+        if let Some(owner) = site
+            .db
+            .run(move |conn| User::find_by_login(conn, &key))
+            .await?
+        {
+            let letter = Letter::signup_attempt(site.mail, &owner, now);
+            site.mail.send(site.db, &letter, now).await?;
+        }
+    }
+    Ok(FormOutcome::Show(check_email_page(ctx)))
+}
+
+/// "Check your email": the same page for a new account and for an address already registered
+/// (it names neither the address nor the username).
+fn check_email_page(ctx: PageContext<'_>) -> Page {
+    ctx.page("auth/check_email", "Check your email", Value::Null)
 }

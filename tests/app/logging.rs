@@ -39,6 +39,8 @@ impl Server {
             .env("LATCHKEY_KEY_FILE", dir.join("unused.json"))
             .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
             .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+            // This test signs up and goes on signed in.
+            .env("LATCHKEY_EMAIL_VERIFICATION", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

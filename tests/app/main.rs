@@ -16,6 +16,8 @@ mod cli;
 mod contract;
 mod csrf;
 mod devices;
+mod email_change;
+mod email_verification;
 mod forwarder;
 mod headers;
 mod health;

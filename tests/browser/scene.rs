@@ -65,6 +65,17 @@ impl Scene {
         Site::start_with(self.db.url(), settings).await
     }
 
+    /// Starts an instance of the site on this test's database that sends its mail to `server`.
+    pub async fn site_mailing_to(&self, server: &crate::smtp::MailServer) -> Site {
+        let url = server.url();
+        Site::start_with_text(
+            self.db.url(),
+            &[("mail_retry_secs", 1)],
+            &[("smtp_url", &url)],
+        )
+        .await
+    }
+
     /// Starts a browser with a new profile; `label` names it in screenshots.
     pub async fn browser(&self, label: &str) -> Browser {
         let profile = self.dir.path().join(format!("profile-{label}"));

@@ -100,4 +100,7 @@ pub fn base_figment(db_url: &str) -> Figment {
         .merge(("argon2_memory_kib", 256))
         .merge(("argon2_iterations", 1))
         .merge(("database_pool_size", 4))
+        // Most tests sign up and expect to be signed in at once; the tests of the verification
+        // modes (tests/app/email_verification.rs) set `optional` or `required` themselves.
+        .merge(("email_verification", "off"))
 }
