@@ -188,6 +188,36 @@ impl AccountToken {
         .execute(conn)?)
     }
 
+    /// Voids the user's unused tokens of `purpose` and stores `token` in their place: only the
+    /// newest link of a kind works. Call it inside the transaction that hands the link out.
+    pub fn replace(
+        conn: &mut DbConnection,
+        token: &IssuedToken,
+        purpose: TokenPurpose,
+        now: PrimitiveDateTime,
+    ) -> Result<(), Error> {
+        if let Some(user_id) = &token.row.user_id {
+            AccountToken::void_for_user(conn, user_id, &[purpose], now)?;
+        }
+        AccountToken::insert(conn, token)
+    }
+
+    /// How many tokens of `purpose` were made for the user since `since`, used or not (the
+    /// per-account cap on reset mails).
+    pub fn issued_since(
+        conn: &mut DbConnection,
+        user_id: &str,
+        purpose: TokenPurpose,
+        since: PrimitiveDateTime,
+    ) -> Result<i64, Error> {
+        Ok(account_tokens::table
+            .filter(account_tokens::user_id.eq(user_id))
+            .filter(account_tokens::purpose.eq(purpose.as_str()))
+            .filter(account_tokens::created_at.gt(since))
+            .count()
+            .get_result(conn)?)
+    }
+
     /// Deletes tokens that expired more than a day ago (the background pruner).
     pub fn prune(conn: &mut DbConnection, now: PrimitiveDateTime) -> Result<usize, Error> {
         Ok(diesel::delete(

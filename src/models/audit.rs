@@ -60,11 +60,17 @@ pub enum AuditKind {
     DeviceTrustGranted,
     /// A trusted device failed its own limit and lost its trust.
     DeviceTrustRevoked,
+    /// "Forgot your password?" for an existing account (whether a mail went is in `detail`).
+    PasswordResetRequested,
+    /// A password was set through a reset link (mailed, or an admin's).
+    PasswordReset,
+    /// An admin (or the command line) made a one-time reset link for a user.
+    ResetLinkCreated,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 25] = [
+    pub const ALL: [AuditKind; 28] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -90,6 +96,9 @@ impl AuditKind {
         AuditKind::SudoFailed,
         AuditKind::DeviceTrustGranted,
         AuditKind::DeviceTrustRevoked,
+        AuditKind::PasswordResetRequested,
+        AuditKind::PasswordReset,
+        AuditKind::ResetLinkCreated,
     ];
 
     /// The stored name.
@@ -120,6 +129,9 @@ impl AuditKind {
             AuditKind::SudoFailed => "sudo_failed",
             AuditKind::DeviceTrustGranted => "device_trust_granted",
             AuditKind::DeviceTrustRevoked => "device_trust_revoked",
+            AuditKind::PasswordResetRequested => "password_reset_requested",
+            AuditKind::PasswordReset => "password_reset",
+            AuditKind::ResetLinkCreated => "reset_link_created",
         }
     }
 

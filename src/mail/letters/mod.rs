@@ -2,8 +2,10 @@
 //! names its template (`templates/mail/<kind>.html.tera` and `<kind>_text.txt.tera`).
 
 mod password;
+mod recovery;
 
 pub use password::HowChanged;
+pub use recovery::RESET_LINK_MINUTES;
 
 use time::format_description::well_known::Rfc2822;
 use time::PrimitiveDateTime;
