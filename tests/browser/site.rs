@@ -40,8 +40,20 @@ impl Site {
     /// Starts an instance on `database_url` with these settings over the test ones (keys as in
     /// `Rocket.toml`, such as `token_ttl_secs`) and waits until it listens.
     pub async fn start_with(database_url: &str, settings: &[(&str, i64)]) -> Site {
+        Site::start_with_text(database_url, settings, &[]).await
+    }
+
+    /// [`Site::start_with`], with text settings too (such as `smtp_url`).
+    pub async fn start_with_text(
+        database_url: &str,
+        settings: &[(&str, i64)],
+        text: &[(&str, &str)],
+    ) -> Site {
         let mut figment = base_figment(database_url);
         for (key, value) in settings {
+            figment = figment.merge((*key, *value));
+        }
+        for (key, value) in text {
             figment = figment.merge((*key, *value));
         }
         let mail_dir =
