@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `create-admin`, `reset-two-factor`,
+//! The command line: `serve` (the default), `create-admin`, `reset-two-factor`, `reset-link`,
 //! `keys rotate|list`, `migrate`.
 
 use std::io::{BufRead, IsTerminal};
@@ -11,7 +11,9 @@ use crate::auth::{reseal_all, Keyring, PasswordHasher, Seal};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::db::{self, Db};
 use crate::error::Error;
-use crate::models::{AuditKind, NewUser, Role, Session, TwoFactor, User};
+use crate::models::{
+    AccountToken, AuditKind, NewUser, Role, Session, TokenFor, TokenPurpose, TwoFactor, User,
+};
 use crate::validation;
 
 /// latchkey: sign-up, sign-in and role-based access, served over HTTP.
@@ -40,6 +42,13 @@ pub enum Command {
     /// Turn off a user's two-factor sign-in (a lost phone, and no admin who can do it from the
     /// panel) and end their sessions.
     ResetTwoFactor {
+        /// Username or email.
+        #[arg(long)]
+        username: String,
+    },
+    /// Print a one-time password reset link for a user (24 hours; an older one stops working),
+    /// for when mail cannot reach them.
+    ResetLink {
         /// Username or email.
         #[arg(long)]
         username: String,
@@ -74,6 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(),
         Command::CreateAdmin { username, email } => create_admin(&username, &email),
         Command::ResetTwoFactor { username } => reset_two_factor(&username),
+        Command::ResetLink { username } => reset_link(&username),
         Command::Keys {
             action: KeysAction::Rotate { alg },
         } => rotate_keys(alg),
@@ -306,6 +316,55 @@ fn reset_two_factor(login: &str) -> Result<(), Error> {
         .record_with(&mut conn, &crate::clock::Clock::default())?;
     println!(
         "two-factor sign-in is off for {}; {ended} session(s) ended",
+        user.username
+    );
+    Ok(())
+}
+
+fn reset_link(login: &str) -> Result<(), Error> {
+    let figment = crate::figment();
+    let settings = Settings::from_figment(&figment)?;
+    let db = Db::new(&settings.database());
+    let mut conn = db.get()?;
+    db::run_migrations(&mut conn)?;
+    let user = User::find_by_login(&mut conn, login.trim())?
+        .ok_or_else(|| Error::Config(format!("no user is called {login}")))?;
+    if user.disabled {
+        return Err(Error::Config(format!(
+            "{} is disabled; enable the account first, or the link will not work",
+            user.username
+        )));
+    }
+    let clock = crate::clock::Clock::default();
+    let now = clock.db_now();
+    let about = TokenFor {
+        user_id: Some(user.id.clone()),
+        ..TokenFor::default()
+    };
+    let issued = AccountToken::issue(
+        TokenPurpose::AdminReset,
+        about,
+        now,
+        time::Duration::hours(24),
+    );
+    AccountToken::replace(&mut conn, &issued, TokenPurpose::AdminReset, now)?;
+    let peer = crate::peer::Peer::default();
+    crate::events::Event::new(AuditKind::ResetLinkCreated, &peer)
+        .subject(crate::events::Who::user(&user.id, &user.username))
+        .detail("valid 24 hours, made with latchkey reset-link")
+        .record_with(&mut conn, &clock)?;
+    // The same origin as the links in mail: `public_origin`, else this machine's port.
+    let origin = settings.public_origin.clone().unwrap_or_else(|| {
+        let port: u16 = figment.extract_inner("port").unwrap_or(8000);
+        format!("http://localhost:{port}")
+    });
+    println!(
+        "{}/password/reset/{}",
+        origin.trim_end_matches('/'),
+        issued.raw
+    );
+    eprintln!(
+        "a one-time password reset link for {}, valid 24 hours; any older one stopped working",
         user.username
     );
     Ok(())

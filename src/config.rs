@@ -56,6 +56,12 @@ pub struct Settings {
     pub login_per_ip_per_minute: u32,
     /// Sign-up attempts allowed per client IP per minute, counted in the database.
     pub signup_per_ip_per_minute: u32,
+    /// "Forgot your password?" requests allowed per client IP per minute, counted in the
+    /// database like sign-in attempts.
+    pub password_reset_per_ip_per_minute: u32,
+    /// Reset mails one account may be sent per hour; requests beyond get the same answer and
+    /// no mail, so nobody can flood an inbox.
+    pub password_reset_per_account_per_hour: i64,
     /// Failed sign-ins a trusted device (a browser with a device cookie) may make within
     /// `device_failure_window_secs` before it loses its trust.
     pub device_failure_limit: i32,
@@ -200,6 +206,8 @@ impl Default for Settings {
             lockout_steps_secs: vec![60, 300, 900, 3600],
             login_per_ip_per_minute: 30,
             signup_per_ip_per_minute: 10,
+            password_reset_per_ip_per_minute: 5,
+            password_reset_per_account_per_hour: 3,
             device_failure_limit: 5,
             device_failure_window_secs: 3600,
             device_trust_days: 365,

@@ -95,8 +95,12 @@ impl Fairing for SecurityHeaders {
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        // No route sets these itself; they replace whatever might be there.
+        // They replace whatever might be there, except a stricter Referrer-Policy a route set
+        // (`view::OriginOnlyReferrer`: a page whose URL carries a secret).
         for (name, value) in self.fixed {
+            if name == "Referrer-Policy" && res.headers().contains("Referrer-Policy") {
+                continue;
+            }
             res.set_header(Header::new(name.as_str(), value.as_str()));
         }
         let path = req.uri().path();

@@ -1,4 +1,5 @@
-//! Per-client rate limits for sign-in (forms and `/api/token`) and sign-up, counted in the
+//! Per-client rate limits for sign-in (forms and `/api/token`), sign-up and "Forgot your
+//! password?", counted in the
 //! database (`models/rate_counter.rs`) so that all instances together allow what one does; and
 //! the per-user password-change limit, in memory per instance. Only the requests they limit pay
 //! for the database round trip. Account lockout lives in `models/login_attempt.rs`.
@@ -34,6 +35,7 @@ const KEEP_SECS: i64 = 2 * WINDOW_SECS;
 enum Kind {
     Login,
     Signup,
+    PasswordReset,
 }
 
 impl Kind {
@@ -41,6 +43,7 @@ impl Kind {
         match self {
             Kind::Login => "login",
             Kind::Signup => "signup",
+            Kind::PasswordReset => "password_reset",
         }
     }
 }
@@ -54,6 +57,7 @@ struct Limits {
     clock: Clock,
     login: u32,
     signup: u32,
+    password_reset: u32,
     password_change: DefaultKeyedRateLimiter<String>,
 }
 
@@ -84,6 +88,7 @@ impl Throttle {
             clock,
             login: settings.login_per_ip_per_minute,
             signup: settings.signup_per_ip_per_minute,
+            password_reset: settings.password_reset_per_ip_per_minute,
             password_change: RateLimiter::keyed(Quota::per_minute(per_user)),
         }))
     }
@@ -121,6 +126,12 @@ impl Throttle {
     /// A sign-up attempt from `ip`; `Ok(Err(wait))` when over the limit.
     pub async fn signup(&self, ip: Option<IpAddr>) -> Result<Result<(), Duration>, Error> {
         self.shared(Kind::Signup, self.0.signup, ip).await
+    }
+
+    /// A "Forgot your password?" request from `ip`; `Ok(Err(wait))` when over the limit.
+    pub async fn password_reset(&self, ip: Option<IpAddr>) -> Result<Result<(), Duration>, Error> {
+        self.shared(Kind::PasswordReset, self.0.password_reset, ip)
+            .await
     }
 
     /// A password-change attempt by `user_id` (in memory, per instance).

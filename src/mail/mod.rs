@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::models::OutboxMail;
 use crate::view::Pages;
 
-pub use letters::HowChanged;
+pub use letters::{HowChanged, RESET_LINK_MINUTES};
 pub use transport::Transport;
 
 /// One mail to write: its template (`templates/mail/<kind>.html.tera` and

@@ -188,9 +188,23 @@ impl AccountToken {
         .execute(conn)?)
     }
 
-    /// How many tokens of `purpose` were made for the user since `since` (used or not): the
-    /// per-account limit on links sent by mail, shared by every instance.
-    pub fn count_since(
+    /// Voids the user's unused tokens of `purpose` and stores `token` in their place: only the
+    /// newest link of a kind works. Call it inside the transaction that hands the link out.
+    pub fn replace(
+        conn: &mut DbConnection,
+        token: &IssuedToken,
+        purpose: TokenPurpose,
+        now: PrimitiveDateTime,
+    ) -> Result<(), Error> {
+        if let Some(user_id) = &token.row.user_id {
+            AccountToken::void_for_user(conn, user_id, &[purpose], now)?;
+        }
+        AccountToken::insert(conn, token)
+    }
+
+    /// How many tokens of `purpose` were made for the user since `since`, used or not (the
+    /// per-account cap on reset mails).
+    pub fn issued_since(
         conn: &mut DbConnection,
         user_id: &str,
         purpose: TokenPurpose,

@@ -66,11 +66,17 @@ pub enum AuditKind {
     EmailChanged,
     /// An address change was undone from the old address; every session ended.
     EmailChangeUndone,
+    /// "Forgot your password?" for an existing account (whether a mail went is in `detail`).
+    PasswordResetRequested,
+    /// A password was set through a reset link (mailed, or an admin's).
+    PasswordReset,
+    /// An admin (or the command line) made a one-time reset link for a user.
+    ResetLinkCreated,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 28] = [
+    pub const ALL: [AuditKind; 31] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -99,6 +105,9 @@ impl AuditKind {
         AuditKind::EmailVerified,
         AuditKind::EmailChanged,
         AuditKind::EmailChangeUndone,
+        AuditKind::PasswordResetRequested,
+        AuditKind::PasswordReset,
+        AuditKind::ResetLinkCreated,
     ];
 
     /// The stored name.
@@ -132,6 +141,9 @@ impl AuditKind {
             AuditKind::EmailVerified => "email_verified",
             AuditKind::EmailChanged => "email_changed",
             AuditKind::EmailChangeUndone => "email_change_undone",
+            AuditKind::PasswordResetRequested => "password_reset_requested",
+            AuditKind::PasswordReset => "password_reset",
+            AuditKind::ResetLinkCreated => "reset_link_created",
         }
     }
 

@@ -1,5 +1,5 @@
 //! Failed sign-ins, counted in the database so every instance shares them: `login_attempts`.
-//! Keyed by user id for real accounts and by the typed name otherwise, so unknown names are
+//! Keyed by user id for real accounts (and `reset:<id>` for codes on the reset page) and by the typed name otherwise, so unknown names are
 //! locked out exactly like real ones and the answer never tells them apart.
 
 use diesel::prelude::*;
@@ -42,6 +42,13 @@ impl LoginAttempt {
     /// The key for an existing account.
     pub fn key_for_user(user_id: &str) -> String {
         format!("user:{user_id}")
+    }
+
+    /// The key counting wrong two-factor codes on an account's reset page: its own, so a
+    /// sign-in lockout never blocks a reset (the mailbox is proof enough to clear that) and a
+    /// reset link never gives more guesses at the code than sign-in does.
+    pub fn key_for_reset(user_id: &str) -> String {
+        format!("reset:{user_id}")
     }
 
     /// The key for a name that matches no account.

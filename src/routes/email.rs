@@ -280,7 +280,7 @@ async fn resend(
     let recent = site
         .db
         .run(move |conn| {
-            AccountToken::count_since(
+            AccountToken::issued_since(
                 conn,
                 &id,
                 TokenPurpose::VerifyEmail,
@@ -368,7 +368,7 @@ async fn change_request(
     let (recent, taken) = site
         .db
         .run(move |conn| {
-            let recent = AccountToken::count_since(
+            let recent = AccountToken::issued_since(
                 conn,
                 &id,
                 TokenPurpose::EmailChange,

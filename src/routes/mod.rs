@@ -12,6 +12,7 @@ pub(crate) mod email;
 mod health;
 mod jwks;
 mod pages;
+mod password_reset;
 mod services;
 mod signin;
 mod signup;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(pages::routes());
     routes.extend(signup::routes());
     routes.extend(signin::routes());
+    routes.extend(password_reset::routes());
     routes.extend(account::routes());
     routes.extend(confirm::routes());
     routes.extend(email::routes());

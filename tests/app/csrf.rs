@@ -2,7 +2,9 @@
 //! 403 page that says to reload, and nothing changes.
 
 use latchkey::config::Settings;
-use latchkey::models::{ApiKey, KeyScope, LoginAttempt, Role, Session, TwoFactor};
+use latchkey::models::{
+    AccountToken, ApiKey, KeyScope, LoginAttempt, Role, Session, TokenFor, TokenPurpose, TwoFactor,
+};
 use rocket::http::{ContentType, Header, Method, Status};
 
 use crate::helpers::*;
@@ -17,6 +19,8 @@ struct Targets {
     key_id: String,
     own_session_id: String,
     own_key_id: String,
+    /// A reset link of the target's (an admin's), for the reset form.
+    reset_link: String,
 }
 
 fn setup(app: &TestApp) -> Targets {
@@ -41,7 +45,19 @@ fn setup(app: &TestApp) -> Targets {
     }
     drop(conn);
     app.enable_two_factor(&target);
+    let about = TokenFor {
+        user_id: Some(target.id.clone()),
+        ..TokenFor::default()
+    };
+    let link = AccountToken::issue(
+        TokenPurpose::AdminReset,
+        about,
+        now,
+        time::Duration::hours(24),
+    );
+    AccountToken::insert(&mut app.pool().get().unwrap(), &link).unwrap();
     let targets = Targets {
+        reset_link: link.raw,
         session_id: session(&target.id),
         key_id: key(&target.id),
         own_session_id: session(&boss.id),
@@ -60,6 +76,7 @@ fn segment_value<'t>(t: &'t Targets, route: &str, area: &str, name: &str) -> &'t
         ("admin", "key_id") => &t.key_id,
         ("account", "sid") => &t.own_session_id,
         ("account", "id") if route.starts_with("/account/api-keys/") => &t.own_key_id,
+        ("password", "token..") => &t.reset_link,
         _ => panic!(
             "{route}: no test value for <{name}>. Add one to `segment_value` in tests/app/csrf.rs \
              (something this form would change) so its CSRF check is tested"
@@ -88,6 +105,12 @@ fn fields_of(route: &str) -> Vec<(&'static str, &'static str)> {
         }
         "/account/two-factor/recovery-codes" | "/login/two-factor" => vec![("code", "123456")],
         "/admin/users/<id>/role" => vec![("role", "admin")],
+        "/password/forgot" => vec![("username", "target")],
+        "/password/reset/<token..>" => vec![
+            ("password", "other-Lantern-orbit-31"),
+            ("password_confirm", "other-Lantern-orbit-31"),
+            ("code", "123456"),
+        ],
         _ => vec![],
     }
 }
@@ -161,11 +184,25 @@ fn assert_unchanged(app: &TestApp, t: &Targets) {
         "no two-factor set-up begun"
     );
     let lock = LoginAttempt::key_for_user(&target.id);
+    let now = app.clock().db_now();
     assert!(
-        LoginAttempt::locked_until(&mut conn, &lock, app.clock().db_now())
+        LoginAttempt::locked_until(&mut conn, &lock, now)
             .unwrap()
             .is_some(),
         "the target is still locked out"
+    );
+    assert!(
+        AccountToken::find_valid(&mut conn, TokenPurpose::AdminReset, &t.reset_link, now)
+            .unwrap()
+            .is_some(),
+        "the target's reset link is unused"
+    );
+    let since = now - time::Duration::days(1);
+    assert_eq!(
+        AccountToken::issued_since(&mut conn, &target.id, TokenPurpose::PasswordReset, since)
+            .unwrap(),
+        0,
+        "no reset link mailed"
     );
     drop(conn);
     app.logout();

@@ -37,6 +37,7 @@ mod openapi;
 mod outage;
 mod pages;
 mod password_hashing;
+mod password_reset;
 mod refresh;
 mod security_overview;
 mod sessions;

@@ -19,6 +19,7 @@ mod admin;
 mod cookie;
 mod cross_origin;
 mod email_change;
+mod password_reset;
 mod refresh;
 mod remember;
 mod signin;

@@ -9,6 +9,7 @@ mod api_key;
 mod device;
 mod password;
 mod pending;
+mod reset;
 mod second_factor;
 
 pub use device::DeviceCookie;
@@ -50,6 +51,12 @@ pub enum Proof {
     },
     /// The account was created a moment ago by the person now signed in.
     NewAccount,
+    /// A reset link (mailed, or an admin's) and a new password; the account has no second factor.
+    ResetLink,
+    /// A reset link, a new password and the authenticator app's current code.
+    ResetLinkAndCode,
+    /// A reset link, a new password and an unused recovery code (now used up).
+    ResetLinkAndRecoveryCode,
 }
 
 impl Proof {
@@ -57,7 +64,10 @@ impl Proof {
     fn two_factor(&self) -> bool {
         matches!(
             self,
-            Proof::PasswordAndCode | Proof::PasswordAndRecoveryCode
+            Proof::PasswordAndCode
+                | Proof::PasswordAndRecoveryCode
+                | Proof::ResetLinkAndCode
+                | Proof::ResetLinkAndRecoveryCode
         )
     }
 
@@ -83,6 +93,9 @@ impl Proof {
             }
             Proof::ApiKey { prefix, scope } => format!("api key {prefix} ({})", scope.as_str()),
             Proof::NewAccount => "new account".into(),
+            Proof::ResetLink => "reset link".into(),
+            Proof::ResetLinkAndCode => "reset link and two-factor code".into(),
+            Proof::ResetLinkAndRecoveryCode => "reset link and recovery code".into(),
         }
     }
 }

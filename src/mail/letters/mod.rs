@@ -3,8 +3,10 @@
 
 mod email;
 mod password;
+mod recovery;
 
 pub use password::HowChanged;
+pub use recovery::RESET_LINK_MINUTES;
 
 use time::format_description::well_known::Rfc2822;
 use time::PrimitiveDateTime;

@@ -1,5 +1,6 @@
 //! The user list and one user's page, and what an admin can do to a user: change the role,
-//! disable and enable, clear a lockout, reset two-factor, end sessions, revoke API keys.
+//! disable and enable, clear a lockout, reset two-factor, end sessions, revoke API keys, hand
+//! out a one-time password reset link.
 
 use rocket::form::{self, FromFormField, ValueField};
 use serde::Serialize;
@@ -9,7 +10,9 @@ use super::action::{AdminAction, Ending, Record};
 use super::query_text;
 use crate::auth::{Admin, CsrfForm, CsrfOnly};
 use crate::error::Error;
-use crate::models::{ApiKey, AuditKind, LoginAttempt, Role, TwoFactor, User};
+use crate::models::{
+    AccountToken, ApiKey, AuditKind, LoginAttempt, Role, TokenFor, TokenPurpose, TwoFactor, User,
+};
 use crate::routes::services::Services;
 use crate::text::{format_db_time, percent_encode};
 use crate::view::{FormOutcome, KeyView, Page, PageContext, Pagination, SessionView, UserView};
@@ -27,6 +30,7 @@ pub(super) fn routes() -> Vec<rocket::Route> {
         revoke_sessions,
         revoke_session,
         revoke_api_key,
+        create_reset_link,
     ]
 }
 
@@ -378,5 +382,64 @@ async fn revoke_api_key(
     Ok(action.done(format!(
         "Revoked the key \"{}\" of {}.",
         key.name, user.username
+    )))
+}
+
+/// How long an admin's reset link works.
+const ADMIN_RESET_HOURS: i64 = 24;
+
+/// Makes a one-time password reset link for a user (24 hours; an older one of theirs stops
+/// working) and shows it once, on a page of its own that is never cached. No mail is sent: the
+/// admin hands the link over.
+#[rocket::post("/admin/users/<id>/reset-link", data = "<_form>")]
+async fn create_reset_link(
+    action: AdminAction<'_>,
+    id: &str,
+    _form: CsrfOnly<'_>,
+    ctx: PageContext<'_>,
+) -> Result<FormOutcome, Error> {
+    let Some(user) = action.find_user(id).await? else {
+        return Ok(action.refused("That user no longer exists."));
+    };
+    if user.disabled {
+        return Ok(action.refused(format!(
+            "{} is disabled: enable the account first, or the link will not work.",
+            user.username
+        )));
+    }
+    let now = action.site.now();
+    let about = TokenFor {
+        user_id: Some(user.id.clone()),
+        created_by: Some(action.admin.0.id.clone()),
+        ..TokenFor::default()
+    };
+    let ttl = time::Duration::hours(ADMIN_RESET_HOURS);
+    let issued = AccountToken::issue(TokenPurpose::AdminReset, about, now, ttl);
+    let row = issued.clone();
+    action
+        .site
+        .db
+        .run(move |conn| AccountToken::replace(conn, &row, TokenPurpose::AdminReset, now))
+        .await?;
+    let detail = format!("valid {ADMIN_RESET_HOURS} hours");
+    action
+        .record(
+            &user,
+            Record::new(AuditKind::ResetLinkCreated, Some(&detail)),
+        )
+        .await;
+    let link = action
+        .site
+        .mail
+        .link(&format!("/password/reset/{}", issued.raw));
+    Ok(FormOutcome::Show(ctx.page(
+        "admin/reset_link",
+        &format!("Reset link for {}", user.username),
+        json!({
+            "subject": UserView::of(&user),
+            "link": link,
+            "expires_at": format_db_time(issued.row.expires_at),
+            "hours": ADMIN_RESET_HOURS,
+        }),
     )))
 }
