@@ -8,6 +8,8 @@ mod admin;
 mod api;
 mod api_keys;
 mod confirm;
+mod deletion;
+mod export;
 mod health;
 mod jwks;
 mod pages;
@@ -24,6 +26,8 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(signin::routes());
     routes.extend(account::routes());
     routes.extend(confirm::routes());
+    routes.extend(deletion::routes());
+    routes.extend(export::routes());
     routes.extend(admin::routes());
     routes.extend(health::routes());
     routes.extend(jwks::routes());

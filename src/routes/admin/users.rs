@@ -1,5 +1,6 @@
 //! The user list and one user's page, and what an admin can do to a user: change the role,
-//! disable and enable, clear a lockout, reset two-factor, end sessions, revoke API keys.
+//! disable and enable, clear a lockout, reset two-factor, end sessions, revoke API keys, delete
+//! the account.
 
 use rocket::form::{self, FromFormField, ValueField};
 use serde::Serialize;
@@ -9,7 +10,7 @@ use super::action::{AdminAction, Ending, Record};
 use super::query_text;
 use crate::auth::{Admin, CsrfForm, CsrfOnly};
 use crate::error::Error;
-use crate::models::{ApiKey, AuditKind, LoginAttempt, Role, TwoFactor, User};
+use crate::models::{ApiKey, AuditKind, DeletedBy, LoginAttempt, Role, TwoFactor, User};
 use crate::routes::services::Services;
 use crate::text::{format_db_time, percent_encode};
 use crate::view::{FormOutcome, KeyView, Page, PageContext, Pagination, SessionView, UserView};
@@ -27,6 +28,7 @@ pub(super) fn routes() -> Vec<rocket::Route> {
         revoke_sessions,
         revoke_session,
         revoke_api_key,
+        delete_user,
     ]
 }
 
@@ -97,7 +99,7 @@ struct UserDetail {
 /// One user: details, lockout, sessions, API keys.
 #[rocket::get("/admin/users/<id>")]
 async fn user_detail(
-    _admin: Admin,
+    admin: Admin,
     id: &str,
     ctx: PageContext<'_>,
     site: Services<'_>,
@@ -134,6 +136,7 @@ async fn user_detail(
         &format!("User {}", user.username),
         json!({
             "subject": subject,
+            "is_self": admin.0.id == user.id,
             "sessions": sessions.iter().map(|s| SessionView::of(s, None)).collect::<Vec<_>>(),
             "api_keys": keys.iter().map(|k| KeyView::of(k, now)).collect::<Vec<_>>(),
         }),
@@ -379,4 +382,47 @@ async fn revoke_api_key(
         "Revoked the key \"{}\" of {}.",
         key.name, user.username
     )))
+}
+
+/// The confirmation of an admin's deletion: the username, typed.
+#[derive(Debug, rocket::FromForm)]
+struct DeleteConfirmation {
+    #[field(default = String::new())]
+    username: String,
+}
+
+/// Deletes a user's account, as its owner could (the same function underneath), once the admin
+/// typed its username; refuses to delete the last active admin. An admin deletes their own
+/// account from their account page, not here.
+#[rocket::post("/admin/users/<id>/delete", data = "<form>")]
+async fn delete_user(
+    action: AdminAction<'_>,
+    id: &str,
+    form: CsrfForm<'_, DeleteConfirmation>,
+) -> Result<FormOutcome, Error> {
+    if id == action.admin.0.id {
+        return Ok(action
+            .refused("Delete your own account from your account page, not from the admin panel."));
+    }
+    let Some(user) = action.find_user(id).await? else {
+        return Ok(action.refused("That user no longer exists."));
+    };
+    let typed = form.parsed().map(|c| c.username).unwrap_or_default();
+    if !typed.trim().eq_ignore_ascii_case(&user.username) {
+        return Ok(action.refused(format!(
+            "To delete {}, type their username in the box beside the button.",
+            user.username
+        )));
+    }
+    let by = DeletedBy::Admin {
+        id: action.admin.0.id.clone(),
+        name: action.admin.0.username.clone(),
+    };
+    match crate::routes::deletion::delete_account(&action.site, &user.id, by).await {
+        Ok(_) => Ok(FormOutcome::success(
+            "/admin",
+            format!("The account of {} has been deleted.", user.username),
+        )),
+        Err(e) => action.explain(e),
+    }
 }
