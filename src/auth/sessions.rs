@@ -20,7 +20,9 @@ use crate::config::{EmailVerification, Settings};
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Event, Who};
-use crate::models::{ApiKey, AuditKind, RefreshToken, RevokedSession, Session, User};
+use crate::models::{
+    ApiKey, AuditKind, DeletedAccount, DeletedBy, RefreshToken, RevokedSession, Session, User,
+};
 use crate::peer::Peer;
 
 /// What kind of session a sign-in opens.
@@ -489,6 +491,32 @@ impl Sessions {
             .await?;
         self.revocations.add(&revoked);
         Ok((revoked.len(), keys))
+    }
+
+    /// Deletes an account ([`User::delete_with_trail`]: one transaction) and makes its sessions
+    /// refused at once here (every other instance reads them within a second) and its name
+    /// forgotten, so nothing remembered about it outlives it. The one way an account is deleted,
+    /// by its owner or an admin. `LastAdmin` when it is the last active admin.
+    pub async fn delete_account(
+        &self,
+        user_id: &str,
+        by: DeletedBy,
+    ) -> Result<DeletedAccount, Error> {
+        let (uid, now) = (user_id.to_string(), self.clock.db_now());
+        let deleted = self
+            .db
+            .run(move |conn| User::delete_with_trail(conn, &uid, now, &by))
+            .await?;
+        self.revocations.add(&deleted.sessions);
+        self.forget_name(user_id);
+        Ok(deleted)
+    }
+
+    /// Forgets the username remembered for a user id (a deleted account).
+    fn forget_name(&self, user_id: &str) {
+        if let Ok(mut names) = self.names.write() {
+            names.remove(user_id);
+        }
     }
 
     /// Refuses sessions revoked by a committed change on this instance at once (other instances

@@ -166,6 +166,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Sessions of deleted accounts, kept for the revocation list until they would have expired.
+    ended_sessions (id) {
+        id -> Text,
+        expires_at -> Timestamp,
+        ended_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(trusted_devices -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -184,5 +193,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     trusted_devices,
     rate_counters,
     outbox,
-    account_tokens
+    account_tokens,
+    ended_sessions
 );

@@ -218,6 +218,27 @@ impl AccountToken {
             .get_result(conn)?)
     }
 
+    /// Deletes every token about an address that names no account (account deletion: an
+    /// invitation to the address carries it); returns how many.
+    pub fn delete_for_address(conn: &mut DbConnection, address: &str) -> Result<usize, Error> {
+        let address = address.to_lowercase();
+        let rows: Vec<(String, Option<String>)> = account_tokens::table
+            .filter(account_tokens::user_id.is_null())
+            .filter(account_tokens::email.is_not_null())
+            .select((account_tokens::token_hash, account_tokens::email))
+            .load(conn)?;
+        let mut n = 0;
+        for (hash, email) in rows {
+            if email.is_some_and(|e| e.to_lowercase() == address) {
+                n += diesel::delete(
+                    account_tokens::table.filter(account_tokens::token_hash.eq(hash)),
+                )
+                .execute(conn)?;
+            }
+        }
+        Ok(n)
+    }
+
     /// Deletes tokens that expired more than a day ago (the background pruner).
     pub fn prune(conn: &mut DbConnection, now: PrimitiveDateTime) -> Result<usize, Error> {
         Ok(diesel::delete(

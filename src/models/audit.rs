@@ -7,6 +7,14 @@ use crate::db::schema::audit_events;
 use crate::db::DbConnection;
 use crate::error::Error;
 
+diesel::define_sql_function! {
+    /// SQL's `lower`, on both databases.
+    fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// What a deleted account's name becomes in the audit trail.
+pub const DELETED_USER: &str = "deleted user";
+
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditKind {
@@ -72,11 +80,15 @@ pub enum AuditKind {
     PasswordReset,
     /// An admin (or the command line) made a one-time reset link for a user.
     ResetLinkCreated,
+    /// A user downloaded their data.
+    DataExported,
+    /// An account was deleted (by its owner or an admin): the tombstone, with no personal data.
+    AccountDeleted,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 31] = [
+    pub const ALL: [AuditKind; 33] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -108,6 +120,8 @@ impl AuditKind {
         AuditKind::PasswordResetRequested,
         AuditKind::PasswordReset,
         AuditKind::ResetLinkCreated,
+        AuditKind::DataExported,
+        AuditKind::AccountDeleted,
     ];
 
     /// The stored name.
@@ -144,6 +158,8 @@ impl AuditKind {
             AuditKind::PasswordResetRequested => "password_reset_requested",
             AuditKind::PasswordReset => "password_reset",
             AuditKind::ResetLinkCreated => "reset_link_created",
+            AuditKind::DataExported => "data_exported",
+            AuditKind::AccountDeleted => "account_deleted",
         }
     }
 
@@ -273,6 +289,79 @@ impl AuditEvent {
             .select(AuditEvent::as_select())
             .load(conn)?;
         Ok((events, total))
+    }
+
+    /// Every event where `user_id` is the actor or the subject, oldest first (a user's export).
+    pub fn about_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<AuditEvent>, Error> {
+        Ok(audit_events::table
+            .filter(
+                audit_events::actor_id
+                    .eq(user_id)
+                    .or(audit_events::subject_id.eq(user_id)),
+            )
+            .order(audit_events::id.asc())
+            .select(AuditEvent::as_select())
+            .load(conn)?)
+    }
+
+    /// Erases a deleted account's personal data from the trail (the one update the database
+    /// allows): rows where it is the subject keep their id, time, kind and user ids but lose the
+    /// name (now [`DELETED_USER`]), the address, the browser and the detail; rows where it only
+    /// acted on someone else lose its name, the address and the browser, and the detail when
+    /// that names the account. Rows naming it as typed at a sign-in, with no id (before the
+    /// account existed), lose the name. Returns how many rows changed.
+    pub fn erase_user(
+        conn: &mut DbConnection,
+        user_id: &str,
+        names: &[&str],
+    ) -> Result<usize, Error> {
+        let none: Option<String> = None;
+        let mut n =
+            diesel::update(audit_events::table.filter(audit_events::subject_id.eq(user_id)))
+                .set((
+                    audit_events::subject.eq(DELETED_USER),
+                    audit_events::ip.eq(none.clone()),
+                    audit_events::user_agent.eq(none.clone()),
+                    audit_events::detail.eq(none.clone()),
+                ))
+                .execute(conn)?;
+        n += diesel::update(audit_events::table.filter(audit_events::actor_id.eq(user_id)))
+            .set((
+                audit_events::actor.eq(DELETED_USER),
+                audit_events::ip.eq(none.clone()),
+                audit_events::user_agent.eq(none.clone()),
+            ))
+            .execute(conn)?;
+        // Details are free text: look for the names in each (a case-insensitive match that
+        // behaves the same on both databases).
+        let acted: Vec<(i64, Option<String>)> = audit_events::table
+            .filter(audit_events::actor_id.eq(user_id))
+            .filter(audit_events::detail.is_not_null())
+            .select((audit_events::id, audit_events::detail))
+            .load(conn)?;
+        let names: Vec<String> = names
+            .iter()
+            .filter(|name| !name.is_empty())
+            .map(|name| name.to_lowercase())
+            .collect();
+        for (id, detail) in acted {
+            let detail = detail.unwrap_or_default().to_lowercase();
+            if names.iter().any(|name| detail.contains(name.as_str())) {
+                diesel::update(audit_events::table.filter(audit_events::id.eq(id)))
+                    .set(audit_events::detail.eq(none.clone()))
+                    .execute(conn)?;
+            }
+        }
+        for name in &names {
+            n += diesel::update(
+                audit_events::table
+                    .filter(audit_events::subject_id.is_null())
+                    .filter(lower(audit_events::subject).eq(name.clone())),
+            )
+            .set(audit_events::subject.eq(DELETED_USER))
+            .execute(conn)?;
+        }
+        Ok(n)
     }
 
     /// Up to `limit` matching events, newest first (for CSV export).

@@ -15,7 +15,7 @@ mod user;
 
 pub use account_token::{token_hash, AccountToken, IssuedToken, TokenFor, TokenPurpose};
 pub use api_key::{ApiKey, KeyScope};
-pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent};
+pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent, DELETED_USER};
 pub use audit_stats::{Bucket, SecurityStats, Series};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
 pub use outbox::{MailState, OutboxCounts, OutboxMail};
@@ -24,4 +24,4 @@ pub use refresh_token::RefreshToken;
 pub use session::{RevokedSession, Session};
 pub use trusted_device::{DevicePolicy, TrustedDevice};
 pub use two_factor::{RecoveryCode, TwoFactor};
-pub use user::{NewUser, Role, SignupConflict, User};
+pub use user::{DeletedAccount, DeletedBy, NewUser, Role, SignupConflict, User};

@@ -250,6 +250,22 @@ impl OutboxMail {
         Ok(diesel::delete(outbox::table.filter(outbox::user_id.eq(user_id))).execute(conn)?)
     }
 
+    /// Deletes every mail to one address that names no account (account deletion: mail sent
+    /// before the account existed, such as an invitation, still carries the address).
+    pub fn delete_for_address(conn: &mut DbConnection, address: &str) -> Result<usize, Error> {
+        let mut n = 0;
+        let rows: Vec<(String, String)> = outbox::table
+            .filter(outbox::user_id.is_null())
+            .select((outbox::id, outbox::recipient))
+            .load(conn)?;
+        for (id, recipient) in rows {
+            if recipient.to_lowercase() == address.to_lowercase() {
+                n += diesel::delete(outbox::table.filter(outbox::id.eq(id))).execute(conn)?;
+            }
+        }
+        Ok(n)
+    }
+
     /// Deletes sent and failed mails older than `keep` (the background pruner).
     pub fn prune(
         conn: &mut DbConnection,

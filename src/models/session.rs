@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
+use crate::db::schema::ended_sessions;
 use crate::db::schema::sessions;
 use crate::db::DbConnection;
 use crate::error::Error;
@@ -216,6 +217,15 @@ impl Session {
         })
     }
 
+    /// Every session row of a user, ended ones included, newest first (a user's export).
+    pub fn all_for_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<Session>, Error> {
+        Ok(sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .order(sessions::created_at.desc())
+            .select(Session::as_select())
+            .load(conn)?)
+    }
+
     /// A user's sessions that are not revoked and not past their absolute expiry, newest first.
     pub fn active_for_user(
         conn: &mut DbConnection,
@@ -254,8 +264,21 @@ impl Session {
                 .select((sessions::id, sessions::expires_at, sessions::stolen))
                 .load(conn)?,
         };
+        // Sessions of deleted accounts: their rows are gone, their ids are kept here.
+        let ended = ended_sessions::table.into_boxed();
+        let ended = match since {
+            Some(since) => ended.filter(ended_sessions::ended_at.ge(since)),
+            None => ended.filter(ended_sessions::expires_at.gt(now)),
+        };
+        let ended: Vec<(String, PrimitiveDateTime)> = ended
+            .select((ended_sessions::id, ended_sessions::expires_at))
+            .load(conn)?;
+        let rows = rows.into_iter().chain(
+            ended
+                .into_iter()
+                .map(|(id, expires_at)| (id, expires_at, false)),
+        );
         Ok(rows
-            .into_iter()
             .map(|(id, expires_at, stolen)| RevokedSession {
                 id,
                 expires_at,
@@ -264,11 +287,47 @@ impl Session {
             .collect())
     }
 
-    /// Deletes sessions that ended more than a day ago; returns how many.
+    /// Deletes sessions that ended more than a day ago (and the ids kept of deleted accounts'
+    /// sessions); returns how many.
     pub fn prune(conn: &mut DbConnection, now: PrimitiveDateTime) -> Result<usize, Error> {
-        Ok(diesel::delete(
-            sessions::table.filter(sessions::expires_at.lt(now - time::Duration::days(1))),
-        )
-        .execute(conn)?)
+        let before = now - time::Duration::days(1);
+        let ended =
+            diesel::delete(ended_sessions::table.filter(ended_sessions::expires_at.lt(before)))
+                .execute(conn)?;
+        Ok(ended
+            + diesel::delete(sessions::table.filter(sessions::expires_at.lt(before)))
+                .execute(conn)?)
+    }
+
+    /// Keeps the ids of every unexpired session of `user_id`, before the account (and with it
+    /// the session rows) is deleted, so every instance's revocation list still learns of them;
+    /// returns them as revoked sessions.
+    pub fn keep_ended_for_user(
+        conn: &mut DbConnection,
+        user_id: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<Vec<RevokedSession>, Error> {
+        let rows: Vec<(String, PrimitiveDateTime)> = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::expires_at.gt(now))
+            .select((sessions::id, sessions::expires_at))
+            .load(conn)?;
+        for (id, expires_at) in &rows {
+            diesel::insert_into(ended_sessions::table)
+                .values((
+                    ended_sessions::id.eq(id),
+                    ended_sessions::expires_at.eq(expires_at),
+                    ended_sessions::ended_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?;
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(id, expires_at)| RevokedSession {
+                id,
+                expires_at,
+                stolen: false,
+            })
+            .collect())
     }
 }

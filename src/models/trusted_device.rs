@@ -40,6 +40,15 @@ pub struct DevicePolicy {
 }
 
 impl TrustedDevice {
+    /// Every device row of a user, newest first (a user's export).
+    pub fn for_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<TrustedDevice>, Error> {
+        Ok(trusted_devices::table
+            .filter(trusted_devices::user_id.eq(user_id))
+            .order(trusted_devices::created_at.desc())
+            .select(TrustedDevice::as_select())
+            .load(conn)?)
+    }
+
     /// Trusts a new device of `user_id` until `now + ttl`; returns its row.
     pub fn grant(
         conn: &mut DbConnection,

@@ -8,7 +8,10 @@ use time::PrimitiveDateTime;
 use crate::db::schema::users;
 use crate::db::DbConnection;
 use crate::error::Error;
-use crate::models::{AccountToken, TokenPurpose};
+use crate::models::{
+    AccountToken, ApiKey, AuditEvent, AuditKind, LoginAttempt, NewAuditEvent, OutboxMail,
+    RevokedSession, Session, TokenPurpose, DELETED_USER,
+};
 
 /// What a user may do beyond their own pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -133,6 +136,31 @@ impl SignupConflict {
     pub fn any(self) -> bool {
         self.username || self.email
     }
+}
+
+/// Who deleted an account, for its tombstone in the audit trail.
+#[derive(Debug, Clone)]
+pub enum DeletedBy {
+    /// Its owner, on their account page.
+    Owner,
+    /// An administrator, from the admin panel.
+    Admin {
+        /// The admin's id.
+        id: String,
+        /// The admin's username.
+        name: String,
+    },
+}
+
+/// What went with a deleted account.
+#[derive(Debug, Clone)]
+pub struct DeletedAccount {
+    /// The row as it was (for the goodbye mail: the last use of the address).
+    pub user: User,
+    /// Its sessions that had not expired: the revocation list must refuse them.
+    pub sessions: Vec<RevokedSession>,
+    /// Its API keys that were still active.
+    pub keys: Vec<ApiKey>,
 }
 
 /// One page of the admin panel's user list.
@@ -358,6 +386,71 @@ impl User {
                 return Err(Error::LastAdmin);
             }
             User::find(conn, id)?.ok_or(Error::NotFound)
+        })
+    }
+
+    /// Deletes an account and everything about it, in one transaction: its sessions (their ids
+    /// kept for the revocation lists of every instance), API keys, two-factor, recovery codes,
+    /// devices and links (by the foreign keys' cascade), its lockout counter, its mail and links
+    /// to its address; erases its personal data from the audit trail and appends the
+    /// `account_deleted` tombstone (user id, no personal data). Refuses (`LastAdmin`) to delete
+    /// the last active admin: writers are serialised as in [`User::set_role`], so two admins
+    /// deleting themselves at once cannot both succeed.
+    pub fn delete_with_trail(
+        conn: &mut DbConnection,
+        id: &str,
+        now: PrimitiveDateTime,
+        by: &DeletedBy,
+    ) -> Result<DeletedAccount, Error> {
+        conn.transaction(|conn| {
+            if matches!(conn, DbConnection::Postgres(_)) {
+                diesel::sql_query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").execute(conn)?;
+            }
+            // A write first: on SQLite it takes the single writer lock before the count below.
+            let touched = diesel::update(users::table.filter(users::id.eq(id)))
+                .set(users::updated_at.eq(now))
+                .execute(conn)?;
+            if touched == 0 {
+                return Err(Error::NotFound);
+            }
+            let user = User::find(conn, id)?.ok_or(Error::NotFound)?;
+            if user.role() == Role::Admin && !user.disabled && User::count_active_admins(conn)? <= 1
+            {
+                return Err(Error::LastAdmin);
+            }
+            let sessions = Session::keep_ended_for_user(conn, id, now)?;
+            let keys = ApiKey::revoke_all_for_user(conn, id, now)?;
+            LoginAttempt::clear(conn, &LoginAttempt::key_for_user(id))?;
+            OutboxMail::delete_for_user(conn, id)?;
+            OutboxMail::delete_for_address(conn, &user.email)?;
+            AccountToken::delete_for_address(conn, &user.email)?;
+            AuditEvent::erase_user(conn, id, &[&user.username, &user.email])?;
+            // Sessions, refresh values, API keys, two-factor, recovery codes, trusted devices
+            // and the account's links go by ON DELETE CASCADE.
+            diesel::delete(users::table.filter(users::id.eq(id))).execute(conn)?;
+            let (actor_id, actor, detail) = match by {
+                DeletedBy::Owner => (id.to_string(), DELETED_USER.to_string(), "by its owner"),
+                DeletedBy::Admin { id, name } => (id.clone(), name.clone(), "by an administrator"),
+            };
+            AuditEvent::record(
+                conn,
+                &NewAuditEvent {
+                    at: now,
+                    kind: AuditKind::AccountDeleted.as_str().to_string(),
+                    actor_id: Some(actor_id),
+                    actor: Some(actor),
+                    subject_id: Some(id.to_string()),
+                    subject: Some(DELETED_USER.to_string()),
+                    ip: None,
+                    user_agent: None,
+                    detail: Some(detail.to_string()),
+                },
+            )?;
+            Ok(DeletedAccount {
+                user,
+                sessions,
+                keys,
+            })
         })
     }
 

@@ -8,6 +8,8 @@ mod admin;
 mod api;
 mod api_keys;
 mod confirm;
+mod deletion;
+mod export;
 pub(crate) mod email;
 mod health;
 mod jwks;
@@ -27,6 +29,8 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(password_reset::routes());
     routes.extend(account::routes());
     routes.extend(confirm::routes());
+    routes.extend(deletion::routes());
+    routes.extend(export::routes());
     routes.extend(email::routes());
     routes.extend(admin::routes());
     routes.extend(health::routes());

@@ -8,6 +8,7 @@ mod helpers;
 mod smtp;
 
 mod account;
+mod account_deletion;
 mod admin;
 mod api;
 mod audit;
@@ -15,6 +16,7 @@ mod claims;
 mod cli;
 mod contract;
 mod csrf;
+mod data_export;
 mod devices;
 mod email_change;
 mod email_verification;

@@ -1,6 +1,6 @@
 //! The user list and one user's page, and what an admin can do to a user: change the role,
 //! disable and enable, clear a lockout, reset two-factor, end sessions, revoke API keys, hand
-//! out a one-time password reset link.
+//! out a one-time password reset link, delete the account.
 
 use rocket::form::{self, FromFormField, ValueField};
 use serde::Serialize;
@@ -11,7 +11,8 @@ use super::query_text;
 use crate::auth::{Admin, CsrfForm, CsrfOnly};
 use crate::error::Error;
 use crate::models::{
-    AccountToken, ApiKey, AuditKind, LoginAttempt, Role, TokenFor, TokenPurpose, TwoFactor, User,
+    AccountToken, ApiKey, AuditKind, DeletedBy, LoginAttempt, Role, TokenFor, TokenPurpose,
+    TwoFactor, User,
 };
 use crate::routes::services::Services;
 use crate::text::{format_db_time, percent_encode};
@@ -31,6 +32,7 @@ pub(super) fn routes() -> Vec<rocket::Route> {
         revoke_session,
         revoke_api_key,
         create_reset_link,
+        delete_user,
     ]
 }
 
@@ -101,7 +103,7 @@ struct UserDetail {
 /// One user: details, lockout, sessions, API keys.
 #[rocket::get("/admin/users/<id>")]
 async fn user_detail(
-    _admin: Admin,
+    admin: Admin,
     id: &str,
     ctx: PageContext<'_>,
     site: Services<'_>,
@@ -138,6 +140,7 @@ async fn user_detail(
         &format!("User {}", user.username),
         json!({
             "subject": subject,
+            "is_self": admin.0.id == user.id,
             "sessions": sessions.iter().map(|s| SessionView::of(s, None)).collect::<Vec<_>>(),
             "api_keys": keys.iter().map(|k| KeyView::of(k, now)).collect::<Vec<_>>(),
         }),
@@ -442,4 +445,47 @@ async fn create_reset_link(
             "hours": ADMIN_RESET_HOURS,
         }),
     )))
+}
+
+/// The confirmation of an admin's deletion: the username, typed.
+#[derive(Debug, rocket::FromForm)]
+struct DeleteConfirmation {
+    #[field(default = String::new())]
+    username: String,
+}
+
+/// Deletes a user's account, as its owner could (the same function underneath), once the admin
+/// typed its username; refuses to delete the last active admin. An admin deletes their own
+/// account from their account page, not here.
+#[rocket::post("/admin/users/<id>/delete", data = "<form>")]
+async fn delete_user(
+    action: AdminAction<'_>,
+    id: &str,
+    form: CsrfForm<'_, DeleteConfirmation>,
+) -> Result<FormOutcome, Error> {
+    if id == action.admin.0.id {
+        return Ok(action
+            .refused("Delete your own account from your account page, not from the admin panel."));
+    }
+    let Some(user) = action.find_user(id).await? else {
+        return Ok(action.refused("That user no longer exists."));
+    };
+    let typed = form.parsed().map(|c| c.username).unwrap_or_default();
+    if !typed.trim().eq_ignore_ascii_case(&user.username) {
+        return Ok(action.refused(format!(
+            "To delete {}, type their username in the box beside the button.",
+            user.username
+        )));
+    }
+    let by = DeletedBy::Admin {
+        id: action.admin.0.id.clone(),
+        name: action.admin.0.username.clone(),
+    };
+    match crate::routes::deletion::delete_account(&action.site, &user.id, by).await {
+        Ok(_) => Ok(FormOutcome::success(
+            "/admin",
+            format!("The account of {} has been deleted.", user.username),
+        )),
+        Err(e) => action.explain(e),
+    }
 }
