@@ -581,15 +581,23 @@ fn an_admin_link_expires_after_24_hours_and_needs_a_fresh_proof() {
 }
 
 fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+    cli_at(app, args, Some("https://id.example.com"))
+}
+
+fn cli_at(app: &TestApp, args: &[&str], origin: Option<&str>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DATABASE_URL", app.db.url())
         .env("LATCHKEY_KEY_FILE", app.dir.path().join("cli-keys.json"))
-        .env("LATCHKEY_PUBLIC_ORIGIN", "https://id.example.com")
-        .env_remove("LATCHKEY_JWT_SECRET")
-        .output()
-        .expect("run latchkey")
+        .env_remove("LATCHKEY_PUBLIC_ORIGIN")
+        .env_remove("ROCKET_PORT")
+        .env_remove("LATCHKEY_JWT_SECRET");
+    if let Some(origin) = origin {
+        command.env("LATCHKEY_PUBLIC_ORIGIN", origin);
+    }
+    command.output().expect("run latchkey")
 }
 
 #[test]
@@ -619,6 +627,17 @@ fn the_cli_prints_a_reset_link_that_works() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user is called nobody"));
     assert!(unknown.stdout.is_empty());
+
+    // Without public_origin: this machine and the configured port (Rocket.toml: 8000).
+    let out = cli_at(&app, &["reset-link", "--username", "tess"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("http://localhost:8000/password/reset/")
+    );
+    let dora = app.create_user("dora", Role::User);
+    disable(&app, &dora);
+    let disabled = cli(&app, &["reset-link", "--username", "dora"]);
+    assert!(!disabled.status.success());
+    assert!(String::from_utf8_lossy(&disabled.stderr).contains("dora is disabled"));
 }
 
 #[test]
