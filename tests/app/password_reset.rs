@@ -691,3 +691,15 @@ fn of_two_requests_racing_with_one_link_only_one_resets() {
     assert!(signs_in("alice", winners[0].0, &app));
     assert_eq!(audit_events(&app, "password_reset").len(), 1);
 }
+
+#[test]
+fn reset_limits_outside_their_range_stop_the_start_with_a_sentence() {
+    for (key, value) in [
+        ("password_reset_per_account_per_hour", 0),
+        ("password_reset_per_ip_per_minute", 0),
+    ] {
+        let figment = base_figment("unused.db").merge((key, value));
+        let refused = latchkey::config::Settings::from_figment(&figment).unwrap_err();
+        assert!(refused.to_string().contains(key), "{refused}");
+    }
+}
