@@ -322,6 +322,13 @@ impl Settings {
                 self.mail_from
             )));
         }
+        if !(1..=1000).contains(&self.password_reset_per_ip_per_minute)
+            || !(1..=100).contains(&self.password_reset_per_account_per_hour)
+        {
+            return Err(Error::Config(
+                "password_reset_per_ip_per_minute must be between 1 and 1000, and password_reset_per_account_per_hour between 1 and 100".into(),
+            ));
+        }
         if self.database_pool_size == 0 {
             return Err(Error::Config(
                 "database_pool_size must be at least 1".into(),

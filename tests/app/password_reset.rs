@@ -581,15 +581,23 @@ fn an_admin_link_expires_after_24_hours_and_needs_a_fresh_proof() {
 }
 
 fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+    cli_at(app, args, Some("https://id.example.com"))
+}
+
+fn cli_at(app: &TestApp, args: &[&str], origin: Option<&str>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DATABASE_URL", app.db.url())
         .env("LATCHKEY_KEY_FILE", app.dir.path().join("cli-keys.json"))
-        .env("LATCHKEY_PUBLIC_ORIGIN", "https://id.example.com")
-        .env_remove("LATCHKEY_JWT_SECRET")
-        .output()
-        .expect("run latchkey")
+        .env_remove("LATCHKEY_PUBLIC_ORIGIN")
+        .env_remove("ROCKET_PORT")
+        .env_remove("LATCHKEY_JWT_SECRET");
+    if let Some(origin) = origin {
+        command.env("LATCHKEY_PUBLIC_ORIGIN", origin);
+    }
+    command.output().expect("run latchkey")
 }
 
 #[test]
@@ -619,6 +627,17 @@ fn the_cli_prints_a_reset_link_that_works() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user is called nobody"));
     assert!(unknown.stdout.is_empty());
+
+    // Without public_origin: this machine and the configured port (Rocket.toml: 8000).
+    let out = cli_at(&app, &["reset-link", "--username", "tess"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("http://localhost:8000/password/reset/")
+    );
+    let dora = app.create_user("dora", Role::User);
+    disable(&app, &dora);
+    let disabled = cli(&app, &["reset-link", "--username", "dora"]);
+    assert!(!disabled.status.success());
+    assert!(String::from_utf8_lossy(&disabled.stderr).contains("dora is disabled"));
 }
 
 #[test]
@@ -671,4 +690,16 @@ fn of_two_requests_racing_with_one_link_only_one_resets() {
     assert!(outcomes.iter().any(|(_, s)| *s == Status::BadRequest));
     assert!(signs_in("alice", winners[0].0, &app));
     assert_eq!(audit_events(&app, "password_reset").len(), 1);
+}
+
+#[test]
+fn reset_limits_outside_their_range_stop_the_start_with_a_sentence() {
+    for (key, value) in [
+        ("password_reset_per_account_per_hour", 0),
+        ("password_reset_per_ip_per_minute", 0),
+    ] {
+        let figment = base_figment("unused.db").merge((key, value));
+        let refused = latchkey::config::Settings::from_figment(&figment).unwrap_err();
+        assert!(refused.to_string().contains(key), "{refused}");
+    }
 }
