@@ -10,7 +10,7 @@ use crate::auth::{CsrfForm, Sudo};
 use crate::error::Error;
 use crate::events::{Event, Who};
 use crate::mail::Letter;
-use crate::models::{AuditKind, DeletedAccount, DeletedBy, DELETED_USER};
+use crate::models::{AuditKind, DeletedAccount, DeletedBy, Role, User, DELETED_USER};
 use crate::routes::services::Services;
 use crate::validation::FieldErrors;
 use crate::view::{FormOutcome, Page, PageContext};
@@ -39,10 +39,29 @@ fn delete_form(ctx: PageContext<'_>, username: &str, typed: &str, errors: &Field
     )
 }
 
-/// What deleting removes and keeps, and the form (after "Confirm it's you").
+/// What deleting removes and keeps, and the form (after "Confirm it's you"); the last active
+/// admin is told at once that it will be refused.
 #[rocket::get("/account/delete")]
-async fn delete_page(sudo: Sudo<'_>, ctx: PageContext<'_>) -> Page {
-    delete_form(ctx, &sudo.0.username, "", &FieldErrors::new())
+async fn delete_page(
+    sudo: Sudo<'_>,
+    ctx: PageContext<'_>,
+    site: Services<'_>,
+) -> Result<Page, Error> {
+    let id = sudo.0.id.clone();
+    let last_admin = site
+        .db
+        .run(move |conn| {
+            let admin =
+                User::find(conn, &id)?.is_some_and(|u| u.role() == Role::Admin && !u.disabled);
+            Ok(admin && User::count_active_admins(conn)? <= 1)
+        })
+        .await?;
+    let errors = if last_admin {
+        FieldErrors::form(LAST_ADMIN)
+    } else {
+        FieldErrors::new()
+    };
+    Ok(delete_form(ctx, &sudo.0.username, "", &errors))
 }
 
 /// Deletes your own account once you typed your username, signs this browser out and says

@@ -105,6 +105,7 @@ fn deleting_needs_a_recent_proof_and_the_username_typed() {
         "{page}"
     );
     assert!(page.contains(r#"name="username""#));
+    assert!(!page.contains("last active administrator"), "{page}");
 
     // The wrong name, or none: the form again with the reason beside the field.
     for (typed, says) in [
@@ -140,6 +141,16 @@ fn deleting_needs_a_recent_proof_and_the_username_typed() {
 fn the_last_active_admin_cannot_delete_their_account() {
     let app = spawn_app();
     let boss = app.sign_in_as("boss", Role::Admin);
+    let page = app
+        .client
+        .get("/account/delete")
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(
+        page.contains("You are the last active administrator"),
+        "told up front: {page}"
+    );
     let response = delete_own(&app, "boss");
     assert_eq!(response.status(), Status::UnprocessableEntity);
     let body = response.into_string().unwrap();
