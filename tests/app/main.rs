@@ -31,6 +31,7 @@ mod logging;
 mod login;
 mod mail;
 mod migrations;
+mod notices;
 mod openapi;
 mod outage;
 mod pages;
