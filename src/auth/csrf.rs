@@ -154,6 +154,12 @@ impl Csrf {
         let Some(origin) = req.headers().get_one("Origin") else {
             return Ok(());
         };
+        // A page sent with `Referrer-Policy: no-referrer` (one with a secret link in its URL,
+        // like an invitation) makes the browser post `Origin: null`; the browser's own
+        // `Sec-Fetch-Site` (no page can set it) still says where the form came from.
+        if origin == "null" && req.headers().get_one("Sec-Fetch-Site") == Some("same-origin") {
+            return Ok(());
+        }
         let expected = match &self.public_origin {
             Some(public) => public.trim_end_matches('/').to_string(),
             None => {

@@ -60,11 +60,17 @@ pub enum AuditKind {
     DeviceTrustGranted,
     /// A trusted device failed its own limit and lost its trust.
     DeviceTrustRevoked,
+    /// An admin (or the command line) invited an address.
+    InvitationCreated,
+    /// An admin withdrew an open invitation.
+    InvitationWithdrawn,
+    /// An invitation was accepted: the account it made.
+    InvitationAccepted,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 25] = [
+    pub const ALL: [AuditKind; 28] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -90,6 +96,9 @@ impl AuditKind {
         AuditKind::SudoFailed,
         AuditKind::DeviceTrustGranted,
         AuditKind::DeviceTrustRevoked,
+        AuditKind::InvitationCreated,
+        AuditKind::InvitationWithdrawn,
+        AuditKind::InvitationAccepted,
     ];
 
     /// The stored name.
@@ -120,6 +129,9 @@ impl AuditKind {
             AuditKind::SudoFailed => "sudo_failed",
             AuditKind::DeviceTrustGranted => "device_trust_granted",
             AuditKind::DeviceTrustRevoked => "device_trust_revoked",
+            AuditKind::InvitationCreated => "invitation_created",
+            AuditKind::InvitationWithdrawn => "invitation_withdrawn",
+            AuditKind::InvitationAccepted => "invitation_accepted",
         }
     }
 

@@ -9,6 +9,7 @@ mod api;
 mod api_keys;
 mod confirm;
 mod health;
+pub(crate) mod invitations;
 mod jwks;
 mod pages;
 mod services;
@@ -21,6 +22,7 @@ pub fn all() -> Vec<rocket::Route> {
     let mut routes = Vec::new();
     routes.extend(pages::routes());
     routes.extend(signup::routes());
+    routes.extend(invitations::routes());
     routes.extend(signin::routes());
     routes.extend(account::routes());
     routes.extend(confirm::routes());

@@ -17,6 +17,7 @@ struct Targets {
     key_id: String,
     own_session_id: String,
     own_key_id: String,
+    invitation: String,
 }
 
 fn setup(app: &TestApp) -> Targets {
@@ -41,7 +42,11 @@ fn setup(app: &TestApp) -> Targets {
     }
     drop(conn);
     app.enable_two_factor(&target);
+    let invitation =
+        latchkey::models::Invitation::issue("newbie@example.com", Role::User, None, now);
+    latchkey::models::AccountToken::insert(&mut app.pool().get().unwrap(), &invitation).unwrap();
     let targets = Targets {
+        invitation: invitation.raw,
         session_id: session(&target.id),
         key_id: key(&target.id),
         own_session_id: session(&boss.id),
@@ -60,6 +65,7 @@ fn segment_value<'t>(t: &'t Targets, route: &str, area: &str, name: &str) -> &'t
         ("admin", "key_id") => &t.key_id,
         ("account", "sid") => &t.own_session_id,
         ("account", "id") if route.starts_with("/account/api-keys/") => &t.own_key_id,
+        ("invite", "token") => &t.invitation,
         _ => panic!(
             "{route}: no test value for <{name}>. Add one to `segment_value` in tests/app/csrf.rs \
              (something this form would change) so its CSRF check is tested"
@@ -70,7 +76,7 @@ fn segment_value<'t>(t: &'t Targets, route: &str, area: &str, name: &str) -> &'t
 /// The fields a form sends, for the forms that have any; the rest are posted empty.
 fn fields_of(route: &str) -> Vec<(&'static str, &'static str)> {
     match route {
-        "/signup" => vec![
+        "/signup" | "/invite/<token>" => vec![
             ("username", "newbie"),
             ("email", "newbie@example.com"),
             ("password", PASSWORD),

@@ -9,6 +9,7 @@ mod smtp;
 
 mod account;
 mod admin;
+mod admin_mail;
 mod api;
 mod audit;
 mod claims;
@@ -20,6 +21,7 @@ mod forwarder;
 mod headers;
 mod health;
 mod html;
+mod invitations;
 mod jwks;
 mod key_lifecycle;
 #[cfg(unix)]

@@ -18,6 +18,7 @@ mod site;
 mod admin;
 mod cookie;
 mod cross_origin;
+mod invitation;
 mod refresh;
 mod remember;
 mod signin;

@@ -44,6 +44,20 @@ impl Site {
         for (key, value) in settings {
             figment = figment.merge((*key, *value));
         }
+        Site::launch(database_url, figment).await
+    }
+
+    /// Starts an instance on `database_url` with these text settings over the test ones (such
+    /// as `smtp_url`) and waits until it listens.
+    pub async fn start_with_text(database_url: &str, settings: &[(&str, &str)]) -> Site {
+        let mut figment = base_figment(database_url);
+        for (key, value) in settings {
+            figment = figment.merge((*key, *value));
+        }
+        Site::launch(database_url, figment).await
+    }
+
+    async fn launch(database_url: &str, figment: rocket::figment::Figment) -> Site {
         let mail_dir =
             std::env::temp_dir().join(format!("latchkey-browser-mail-{}", std::process::id()));
         let figment = figment

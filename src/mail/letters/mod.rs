@@ -1,6 +1,7 @@
 //! The letters latchkey writes, one constructor each, grouped by what they are about. Each
 //! names its template (`templates/mail/<kind>.html.tera` and `<kind>_text.txt.tera`).
 
+mod invitations;
 mod notices;
 mod password;
 
