@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `create-admin`, `reset-two-factor`, `reset-link`,
-//! `keys rotate|list`, `migrate`.
+//! `keys rotate|list`, `invite`, `migrate`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -12,7 +12,8 @@ use crate::config::{JwtAlgorithm, Settings};
 use crate::db::{self, Db};
 use crate::error::Error;
 use crate::models::{
-    AccountToken, AuditKind, NewUser, Role, Session, TokenFor, TokenPurpose, TwoFactor, User,
+    AccountToken, AuditKind, Invitation, NewUser, NotInvited, Role, Session, TokenFor, TokenPurpose,
+    TwoFactor, User,
 };
 use crate::validation;
 
@@ -59,6 +60,16 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Invite someone: the invitation is stored, its mail queued (a running instance sends it)
+    /// and its link printed, for handing over without mail.
+    Invite {
+        /// The address to invite.
+        #[arg(long)]
+        email: String,
+        /// The role of the account: user (the default) or admin.
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
 }
@@ -90,6 +101,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             action: KeysAction::List,
         } => list_keys(),
+        Command::Invite { email, role } => invite(&email, &role),
         Command::Migrate => migrate(),
     };
     match result {
@@ -290,6 +302,51 @@ fn create_admin(username: &str, email: &str) -> Result<(), Error> {
         }
         Err(_) => Err(Error::Config(format!(
             "username {username} or email {email} was taken meanwhile"
+        ))),
+    }
+}
+
+fn invite(email: &str, role: &str) -> Result<(), Error> {
+    let email = validation::email(email).map_err(|m| Error::Config(format!("email: {m}")))?;
+    let role = Role::parse(role.trim().to_lowercase().as_str())
+        .ok_or_else(|| Error::Config(format!("role: {role} is not a role; use user or admin")))?;
+    let figment = crate::figment();
+    let settings = settings()?;
+    let db = Db::new(&settings.database());
+    db.create_if_missing()?;
+    let mut conn = db.get()?;
+    db::run_migrations(&mut conn)?;
+    // The mail is sealed under the site's keys, so the running instances can open and send it.
+    let tokens = std::sync::Arc::new(crate::auth::Tokens::new(
+        &settings,
+        Keyring::load(&settings)?,
+    ));
+    let template_dir: std::path::PathBuf = figment
+        .extract_inner("template_dir")
+        .unwrap_or_else(|_| "templates".into());
+    let pages = crate::view::Pages::load_mail(&template_dir)
+        .map_err(|e| Error::Config(format!("mail templates: {e}")))?;
+    let origin = settings.public_origin.clone().unwrap_or_else(|| {
+        let port: u16 = figment.extract_inner("port").unwrap_or(8000);
+        format!("http://localhost:{port}")
+    });
+    let mailer = crate::mail::Mailer::new(&settings, origin, pages, tokens)?;
+    let clock = crate::clock::Clock::default();
+    let by = (None, "The administrator");
+    match Invitation::make(&mut conn, &mailer, &email, role, by, clock.db_now())? {
+        Ok(link) => {
+            let peer = crate::peer::Peer::default();
+            crate::events::Event::new(AuditKind::InvitationCreated, &peer)
+                .subject(crate::events::Who::name(&email))
+                .detail(format!("role {}, with latchkey invite", role.as_str()))
+                .record_with(&mut conn, &clock)?;
+            println!("invited {email} as {}", role.as_str());
+            println!("the invitation mail is queued; a running latchkey sends it");
+            println!("link (works once, for 7 days): {link}");
+            Ok(())
+        }
+        Err(NotInvited::HasAccount) => Err(Error::Config(format!(
+            "{email} already has an account; there is no one to invite"
         ))),
     }
 }

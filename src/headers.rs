@@ -98,7 +98,8 @@ impl Fairing for SecurityHeaders {
         // They replace whatever might be there, except a stricter Referrer-Policy a route set
         // (`view::OriginOnlyReferrer`: a page whose URL carries a secret).
         for (name, value) in self.fixed {
-            if name == "Referrer-Policy" && res.headers().contains("Referrer-Policy") {
+            // A page holding a secret link in its URL sends no Referer at all (set by its route).
+            if name == "Referrer-Policy" && res.headers().contains(name.as_str()) {
                 continue;
             }
             res.set_header(Header::new(name.as_str(), value.as_str()));

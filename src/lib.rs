@@ -123,8 +123,11 @@ fn prepare(figment: &Figment, pages: Pages) -> Result<Parts, Error> {
 /// problems (unreachable database, missing key) stop the launch with a message saying what to do.
 pub fn rocket(figment: Figment) -> Rocket<Build> {
     let pages = Pages::default();
+    let signup_open = figment
+        .extract_inner::<config::SignupMode>("signup_mode")
+        .map_or(true, |mode| mode == config::SignupMode::Open);
     rocket::custom(figment)
-        .attach(Pages::fairing(pages.clone()))
+        .attach(Pages::fairing(pages.clone(), signup_open))
         .manage(pages.clone())
         .attach(AdHoc::try_on_ignite("latchkey", |rocket| async move {
             let figment = rocket.figment().clone();

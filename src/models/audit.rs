@@ -84,11 +84,17 @@ pub enum AuditKind {
     DataExported,
     /// An account was deleted (by its owner or an admin): the tombstone, with no personal data.
     AccountDeleted,
+    /// An admin (or the command line) invited an address.
+    InvitationCreated,
+    /// An admin withdrew an open invitation.
+    InvitationWithdrawn,
+    /// An invitation was accepted: the account it made.
+    InvitationAccepted,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 33] = [
+    pub const ALL: [AuditKind; 36] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -122,6 +128,9 @@ impl AuditKind {
         AuditKind::ResetLinkCreated,
         AuditKind::DataExported,
         AuditKind::AccountDeleted,
+        AuditKind::InvitationCreated,
+        AuditKind::InvitationWithdrawn,
+        AuditKind::InvitationAccepted,
     ];
 
     /// The stored name.
@@ -160,6 +169,9 @@ impl AuditKind {
             AuditKind::ResetLinkCreated => "reset_link_created",
             AuditKind::DataExported => "data_exported",
             AuditKind::AccountDeleted => "account_deleted",
+            AuditKind::InvitationCreated => "invitation_created",
+            AuditKind::InvitationWithdrawn => "invitation_withdrawn",
+            AuditKind::InvitationAccepted => "invitation_accepted",
         }
     }
 

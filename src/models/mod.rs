@@ -4,6 +4,7 @@ mod account_token;
 mod api_key;
 mod audit;
 mod audit_stats;
+mod invitation;
 mod login_attempt;
 mod outbox;
 mod rate_counter;
@@ -17,6 +18,7 @@ pub use account_token::{token_hash, AccountToken, IssuedToken, TokenFor, TokenPu
 pub use api_key::{ApiKey, KeyScope};
 pub use audit::{AuditEvent, AuditFilter, AuditKind, NewAuditEvent, DELETED_USER};
 pub use audit_stats::{Bucket, SecurityStats, Series};
+pub use invitation::{Invitation, NotAccepted, NotInvited, PendingInvitation, INVITATION_TTL};
 pub use login_attempt::{LockoutPolicy, LoginAttempt};
 pub use outbox::{MailState, OutboxCounts, OutboxMail};
 pub use rate_counter::RateCounter;

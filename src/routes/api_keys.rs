@@ -7,8 +7,10 @@ use time::Duration;
 
 use crate::auth::two_factor::WRONG_APP_CODE;
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser, Sudo};
+use crate::config::Notice;
 use crate::error::Error;
 use crate::events::Who;
+use crate::mail::Letter;
 use crate::models::{ApiKey, AuditKind, KeyScope};
 use crate::routes::services::Services;
 use crate::validation::{field, FieldErrors};
@@ -191,6 +193,12 @@ async fn create(
     let who = Who::user(&user.id, &user.username);
     let detail = format!("{} {} ({})", key.prefix, key.name, key.scope);
     site.record_own(AuditKind::ApiKeyCreated, who, Some(detail))
+        .await;
+    let (name, expires) = (key.name.clone(), key.expires_at);
+    site.mail
+        .notify_user(site.db, Notice::ApiKeyCreated, &user.id, now, |m, u| {
+            Letter::api_key_created(m, u, &name, expires, now)
+        })
         .await;
     let page = keys_page(ctx, &site, &user, json!({ "new_key": secret })).await?;
     Ok((Status::Ok, page))

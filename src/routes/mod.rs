@@ -12,6 +12,7 @@ mod deletion;
 mod export;
 pub(crate) mod email;
 mod health;
+pub(crate) mod invitations;
 mod jwks;
 mod pages;
 mod password_reset;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<rocket::Route> {
     let mut routes = Vec::new();
     routes.extend(pages::routes());
     routes.extend(signup::routes());
+    routes.extend(invitations::routes());
     routes.extend(signin::routes());
     routes.extend(password_reset::routes());
     routes.extend(account::routes());

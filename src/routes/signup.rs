@@ -2,14 +2,15 @@
 //! a link to confirm its address first.
 
 use diesel::Connection;
-use rocket::http::CookieJar;
+use rocket::http::{CookieJar, Status};
 use serde_json::{json, Value};
 use time::Duration;
 
+use super::invitations::invite_only_page;
 use super::signin::too_many;
 use crate::auth::signin::{Delivery, Proof, SignIn, Verified};
 use crate::auth::CsrfForm;
-use crate::config::EmailVerification;
+use crate::config::{EmailVerification, Settings, SignupMode};
 use crate::error::Error;
 use crate::events::Who;
 use crate::mail::Letter;
@@ -68,8 +69,11 @@ fn conflict_errors(conflict: SignupConflict, errors: &mut FieldErrors) {
 
 /// The sign-up form.
 #[rocket::get("/signup")]
-fn signup_page(ctx: PageContext<'_>) -> Page {
-    signup_form(ctx, json!({}), &FieldErrors::new())
+fn signup_page(ctx: PageContext<'_>, settings: &rocket::State<Settings>) -> (Status, Page) {
+    if settings.signup_mode == SignupMode::InviteOnly {
+        return invite_only_page(ctx, Status::Ok);
+    }
+    (Status::Ok, signup_form(ctx, json!({}), &FieldErrors::new()))
 }
 
 /// Creates an account; with verification off, signs the new user in and sends them to the
@@ -82,6 +86,9 @@ async fn signup(
     signin: SignIn<'_>,
     jar: &CookieJar<'_>,
 ) -> Result<FormOutcome, Error> {
+    if site.settings.signup_mode == SignupMode::InviteOnly {
+        return Ok(FormOutcome::Redo(invite_only_page(ctx, Status::Forbidden)));
+    }
     if let Err(wait) = site.throttle.signup(site.peer.ip).await? {
         return Ok(too_many(ctx, wait));
     }

@@ -7,8 +7,10 @@ use crate::auth::two_factor;
 use rocket::http::CookieJar;
 
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser, Via};
+use crate::config::Notice;
 use crate::error::Error;
 use crate::events::Who;
+use crate::mail::Letter;
 use crate::models::{AuditKind, RecoveryCode, TwoFactor};
 use crate::routes::services::Services;
 use crate::text::format_db_time;
@@ -239,6 +241,11 @@ async fn enable(
     let who = Who::user(&user.id, &user.username);
     site.record_own(AuditKind::TwoFactorEnabled, who, None)
         .await;
+    site.mail
+        .notify_user(site.db, Notice::TwoFactorChanged, &user.id, now, |m, u| {
+            Letter::two_factor_changed(m, u, true, now)
+        })
+        .await;
     // The password and a code were just given: this session now counts as a two-factor
     // sign-in (an admin enrolling goes straight on to the panel) and as a fresh proof.
     if user.via == Via::Cookie {
@@ -282,6 +289,11 @@ async fn replace_recovery_codes(
     let who = Who::user(&user.id, &user.username);
     site.record_own(AuditKind::RecoveryCodesReplaced, who, None)
         .await;
+    site.mail
+        .notify_user(site.db, Notice::RecoveryCodes, &user.id, now, |m, u| {
+            Letter::recovery_codes_made(m, u, now)
+        })
+        .await;
     let shown = settings_page(ctx, &site, &user, &FieldErrors::new(), Some(&codes)).await?;
     Ok(FormOutcome::Show(shown))
 }
@@ -320,6 +332,12 @@ async fn disable(
     let who = Who::user(&user.id, &user.username);
     let detail = Some("by the user".to_string());
     site.record_own(AuditKind::TwoFactorDisabled, who, detail)
+        .await;
+    let now = site.now();
+    site.mail
+        .notify_user(site.db, Notice::TwoFactorChanged, &user.id, now, |m, u| {
+            Letter::two_factor_changed(m, u, false, now)
+        })
         .await;
     Ok(FormOutcome::success(
         SETTINGS,

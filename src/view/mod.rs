@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock};
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FlashMessage, Request};
 use rocket::response::{self, Flash, Redirect, Responder, Response};
-use rocket_dyn_templates::tera::{Context, Tera};
+use std::collections::HashMap;
+
+use rocket_dyn_templates::tera::{Context, Tera, Value as TeraValue};
 use rocket_dyn_templates::Template;
 use serde::Serialize;
 use serde_json::Value;
@@ -41,9 +43,15 @@ pub struct Pages {
 }
 
 impl Pages {
-    /// The template fairing: loads `template_dir` and hands each (re)load to `pages`.
-    pub fn fairing(pages: Pages) -> impl rocket::fairing::Fairing {
+    /// The template fairing: loads `template_dir` and hands each (re)load to `pages`. Templates
+    /// may call `signup_open()`: whether anyone may sign up (`signup_mode = open`).
+    pub fn fairing(pages: Pages, signup_open: bool) -> impl rocket::fairing::Fairing {
         Template::custom(move |engines| {
+            engines
+                .tera
+                .register_function("signup_open", move |_: &HashMap<String, TeraValue>| {
+                    Ok(TeraValue::Bool(signup_open))
+                });
             if let Ok(mut slot) = pages.tera.write() {
                 *slot = Some(engines.tera.clone());
             }
@@ -98,6 +106,32 @@ impl Pages {
     fn with_tera<T>(&self, f: impl FnOnce(&Tera) -> Result<T, String>) -> Result<T, String> {
         let guard = self.tera.read().map_err(|e| e.to_string())?;
         f(guard.as_ref().ok_or("templates are not loaded")?)
+    }
+
+    /// The mail templates of `template_dir` (`mail/…`), loaded without a running site: for
+    /// mail written by the command line. Named as rocket_dyn_templates names them
+    /// (`mail/base` for `mail/base.html.tera`).
+    pub fn load_mail(template_dir: &std::path::Path) -> Result<Pages, String> {
+        let dir = template_dir.join("mail");
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+                continue;
+            };
+            let Some(stem) = file.strip_suffix(".tera") else {
+                continue;
+            };
+            let name = stem.rsplit_once('.').map_or(stem, |(name, _)| name);
+            files.push((path.clone(), Some(format!("mail/{name}"))));
+        }
+        let mut tera = Tera::default();
+        tera.add_template_files(files).map_err(|e| e.to_string())?;
+        Ok(Pages {
+            tera: Arc::new(RwLock::new(Some(tera))),
+            skeletons: Default::default(),
+        })
     }
 
     /// A mail part (`templates/mail/…`), rendered by Tera.

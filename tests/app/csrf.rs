@@ -21,6 +21,8 @@ struct Targets {
     own_key_id: String,
     /// A reset link of the target's (an admin's), for the reset form.
     reset_link: String,
+    /// An open invitation, for the invitation form.
+    invitation: String,
 }
 
 fn setup(app: &TestApp) -> Targets {
@@ -56,8 +58,12 @@ fn setup(app: &TestApp) -> Targets {
         time::Duration::hours(24),
     );
     AccountToken::insert(&mut app.pool().get().unwrap(), &link).unwrap();
+    let invitation =
+        latchkey::models::Invitation::issue("newbie@example.com", Role::User, None, now);
+    latchkey::models::AccountToken::insert(&mut app.pool().get().unwrap(), &invitation).unwrap();
     let targets = Targets {
         reset_link: link.raw,
+        invitation: invitation.raw,
         session_id: session(&target.id),
         key_id: key(&target.id),
         own_session_id: session(&boss.id),
@@ -77,6 +83,7 @@ fn segment_value<'t>(t: &'t Targets, route: &str, area: &str, name: &str) -> &'t
         ("account", "sid") => &t.own_session_id,
         ("account", "id") if route.starts_with("/account/api-keys/") => &t.own_key_id,
         ("password", "token..") => &t.reset_link,
+        ("invite", "token") => &t.invitation,
         _ => panic!(
             "{route}: no test value for <{name}>. Add one to `segment_value` in tests/app/csrf.rs \
              (something this form would change) so its CSRF check is tested"
@@ -87,7 +94,7 @@ fn segment_value<'t>(t: &'t Targets, route: &str, area: &str, name: &str) -> &'t
 /// The fields a form sends, for the forms that have any; the rest are posted empty.
 fn fields_of(route: &str) -> Vec<(&'static str, &'static str)> {
     match route {
-        "/signup" => vec![
+        "/signup" | "/invite/<token>" => vec![
             ("username", "newbie"),
             ("email", "newbie@example.com"),
             ("password", PASSWORD),

@@ -212,6 +212,47 @@ fn every_page_renders_in_the_layout() {
         app.client.get("/admin/users/no-such-user").dispatch(),
     );
 
+    pages.get(&app, "admin-invitations-empty", "/admin/invitations");
+    let made = app.post_form(
+        "/admin/invitations",
+        &[("email", "invited@example.com"), ("role", "user")],
+    );
+    let made = pages.keep("admin-invitation-made", Status::Ok, made);
+    let refused = app.post_form(
+        "/admin/invitations",
+        &[("email", "ada@example.com"), ("role", "user")],
+    );
+    pages.keep("admin-invitation-refused", Status::Conflict, refused);
+    pages.get(&app, "admin-invitations", "/admin/invitations");
+    pages.get(&app, "admin-mail", "/admin/mail");
+
+    // An invitation's pages, signed out.
+    let link = {
+        let made = made.replace("&#x2F;", "/");
+        let at = made.find("/invite/").expect("the link");
+        made[at..at + made[at..].find('"').unwrap()].to_string()
+    };
+    app.logout();
+    pages.get(&app, "invite", &link);
+    let weak = app.post_form(
+        &link,
+        &[
+            ("username", "x"),
+            ("password", "short"),
+            ("password_confirm", ""),
+        ],
+    );
+    pages.keep("invite-errors", Status::UnprocessableEntity, weak);
+    pages.keep(
+        "invite-gone",
+        Status::Gone,
+        app.client.get("/invite/no-such-invitation").dispatch(),
+    );
+    let invite_only = spawn_app_with(|f| f.merge(("signup_mode", "invite_only")));
+    pages.get(&invite_only, "signup-invite-only", "/signup");
+    pages.get(&invite_only, "home-invite-only", "/");
+    pages.get(&invite_only, "login-invite-only", "/login");
+
     assert!(pages.0.len() >= 30, "{} pages", pages.0.len());
     pages.save();
 }

@@ -20,6 +20,11 @@ fn latchkey(db_url: &str, key_file: &Path) -> Command {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DATABASE_URL", db_url)
         .env("LATCHKEY_KEY_FILE", key_file)
+        // Mail (a sign-in's new-browser notice) goes beside the key file, not into the checkout.
+        .env(
+            "LATCHKEY_MAIL_DIR",
+            key_file.parent().unwrap_or(Path::new(".")).join("mail"),
+        )
         .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
         .env("LATCHKEY_ARGON2_ITERATIONS", "1")
         .env_remove("LATCHKEY_JWT_SECRET");

@@ -37,6 +37,8 @@ impl Server {
             .env("ROCKET_LOG_LEVEL", "normal")
             .env("LATCHKEY_JWT_SECRET", SECRET)
             .env("LATCHKEY_KEY_FILE", dir.join("unused.json"))
+            // Mail (a sign-in's new-browser notice) goes into the temp dir, not the checkout.
+            .env("LATCHKEY_MAIL_DIR", dir.join("mail"))
             .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
             .env("LATCHKEY_ARGON2_ITERATIONS", "1")
             // This test signs up and goes on signed in.

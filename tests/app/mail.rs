@@ -24,6 +24,12 @@ fn change_password(app: &TestApp) {
     assert_eq!(response.status(), Status::SeeOther);
 }
 
+/// Only the password-changed notice on: these tests count mails, and signing in from a new
+/// browser (every test client is one) sends a notice of its own.
+fn only_the_password_notice(f: rocket::figment::Figment) -> rocket::figment::Figment {
+    f.merge(("mail_notices", vec!["password_changed"]))
+}
+
 /// Every outbox row, newest first.
 pub fn outbox(app: &TestApp) -> Vec<OutboxMail> {
     OutboxMail::recent(&mut app.pool().get().unwrap(), 1000, 0).unwrap()
@@ -45,7 +51,7 @@ fn wait_for_outbox(app: &TestApp, what: &str, check: impl Fn(&[OutboxMail]) -> b
 #[test]
 fn a_password_change_is_announced_by_mail_over_starttls() {
     let server = MailServer::start(Options::starttls().with_login("latchkey", "mail pass@1"));
-    let app = spawn_app_mailing_to(&server, |f| f);
+    let app = spawn_app_mailing_to(&server, only_the_password_notice);
     app.sign_in_as("zoe", Role::User);
     change_password(&app);
 
@@ -75,7 +81,9 @@ fn a_password_change_is_announced_by_mail_over_starttls() {
 fn mail_queued_while_the_server_is_down_is_sealed_and_sent_once_when_it_is_back() {
     let port = free_port();
     let down = format!("smtp://127.0.0.1:{port}");
-    let app = spawn_app_with(|f| f.merge(("smtp_url", down)).merge(("mail_retry_secs", 1)));
+    let app = spawn_app_with(|f| {
+        only_the_password_notice(f.merge(("smtp_url", down)).merge(("mail_retry_secs", 1)))
+    });
     let other = second_instance(&app);
     app.sign_in_as("zoe", Role::User);
     change_password(&app);
@@ -109,7 +117,7 @@ fn mail_queued_while_the_server_is_down_is_sealed_and_sent_once_when_it_is_back(
 
 #[test]
 fn without_a_mail_server_mail_is_written_as_eml_files() {
-    let app = spawn_app();
+    let app = spawn_app_with(only_the_password_notice);
     app.sign_in_as("zoe", Role::User);
     change_password(&app);
     wait_for_outbox(&app, "marked sent", |rows| {

@@ -20,6 +20,7 @@ mod cookie;
 mod cross_origin;
 mod email_change;
 mod password_reset;
+mod invitation;
 mod refresh;
 mod remember;
 mod signin;

@@ -76,6 +76,12 @@ impl Scene {
         .await
     }
 
+    /// Starts an instance of the site on this test's database with these text settings (see
+    /// [`Site::start_with_text`]).
+    pub async fn site_with_text(&self, settings: &[(&str, &str)]) -> Site {
+        Site::start_with_text(self.db.url(), &[], settings).await
+    }
+
     /// Starts a browser with a new profile; `label` names it in screenshots.
     pub async fn browser(&self, label: &str) -> Browser {
         let profile = self.dir.path().join(format!("profile-{label}"));

@@ -28,7 +28,7 @@ const AGENTS: [&str; 4] = [
 ];
 
 /// What each page is called in the screenshots, and its path (`{id}` is the long user's id).
-const PAGES: [(&str, &str); 7] = [
+const PAGES: [(&str, &str); 9] = [
     ("account", "/account"),
     ("account-sessions", "/account/sessions"),
     ("account-api-keys", "/account/api-keys"),
@@ -36,6 +36,8 @@ const PAGES: [(&str, &str); 7] = [
     ("admin", "/admin"),
     ("admin-user", "/admin/users/{id}"),
     ("admin-audit", "/admin/audit"),
+    ("admin-invitations", "/admin/invitations"),
+    ("admin-mail", "/admin/mail"),
 ];
 
 /// The window sizes: a laptop, a phone held upright, and WCAG's narrowest.
@@ -229,6 +231,28 @@ async fn seed(site: &Site) -> User {
                     },
                 )?;
             }
+            let invited = "a.very.long.invited.address+for-the-width-test@subdomain.example.org";
+            let issued = latchkey::models::Invitation::issue(invited, Role::Admin, Some(&id), now);
+            latchkey::models::AccountToken::insert(conn, &issued)?;
+            latchkey::models::OutboxMail::queue(
+                conn,
+                &latchkey::models::OutboxMail {
+                    id: "width-test-mail".into(),
+                    kind: "invitation".into(),
+                    user_id: None,
+                    recipient: invited.into(),
+                    subject: "You are invited to latchkey".into(),
+                    body: String::new(),
+                    created_at: now - Duration::minutes(5),
+                    attempts: 12,
+                    next_attempt_at: now,
+                    claimed_by: None,
+                    claimed_until: None,
+                    sent_at: None,
+                    failed_at: Some(now - Duration::minutes(1)),
+                    last_error: Some("mail server: Connection error: Connection refused (os error 111) while talking to smtp.mail-relay.example.org:587".into()),
+                },
+            )?;
             Ok(())
         })
         .await

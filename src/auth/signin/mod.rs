@@ -22,10 +22,11 @@ use rocket::request::{FromRequest, Outcome, Request};
 
 use super::sessions::{Kind, Started};
 use super::{PasswordHasher, Sessions, Throttle};
-use crate::config::Settings;
+use crate::config::{Notice, Settings};
 use crate::db::Db;
 use crate::error::Error;
 use crate::events::{Audit, Event, Who};
+use crate::mail::{Letter, Mailer};
 use crate::models::{AuditKind, KeyScope, LoginAttempt, TrustedDevice, User};
 use crate::peer::Peer;
 use crate::text::format_db_time;
@@ -162,6 +163,7 @@ pub struct SignIn<'r> {
     throttle: &'r Throttle,
     audit: &'r Audit,
     settings: &'r Settings,
+    mail: &'r Mailer,
     peer: Peer,
     /// The genuine entries of the browser's device cookie (none for programs).
     devices: DeviceCookie,
@@ -180,6 +182,7 @@ impl<'r> FromRequest<'r> for SignIn<'r> {
             r.state::<Throttle>(),
             r.state::<Audit>(),
             r.state::<Settings>(),
+            r.state::<Mailer>(),
         ) {
             (
                 Some(db),
@@ -188,6 +191,7 @@ impl<'r> FromRequest<'r> for SignIn<'r> {
                 Some(throttle),
                 Some(audit),
                 Some(settings),
+                Some(mail),
             ) => Outcome::Success(SignIn {
                 db,
                 hasher,
@@ -195,6 +199,7 @@ impl<'r> FromRequest<'r> for SignIn<'r> {
                 throttle,
                 audit,
                 settings,
+                mail,
                 peer: Peer::of(req),
                 devices: DeviceCookie::load(
                     req.cookies(),
@@ -337,7 +342,8 @@ impl SignIn<'_> {
     /// expiry moved to `device_trust_days` from now. Either way the cookie is written again,
     /// signed with the active key, so trust outlives key rotations as long as the browser signs
     /// in now and then. Trust is a convenience: a failure here is logged and the sign-in goes on.
-    async fn trust_device(&self, jar: &CookieJar<'_>, user: &User) {
+    /// Returns whether this browser was new to the account (it held no trusted entry for it).
+    async fn trust_device(&self, jar: &CookieJar<'_>, user: &User) -> bool {
         let now = self.sessions.clock().db_now();
         let ttl = self.settings.device_trust();
         let devices = self.devices.clone();
@@ -356,7 +362,7 @@ impl SignIn<'_> {
             Ok(trusted) => trusted,
             Err(e) => {
                 log::warn!("device trust not granted: {e}");
-                return;
+                return false;
             }
         };
         self.devices.clone().save_with(
@@ -374,6 +380,20 @@ impl SignIn<'_> {
             )
             .await;
         }
+        new
+    }
+
+    /// Mails the owner that `user` signed in from a browser not seen before (unless the operator
+    /// turned that notice off).
+    async fn new_device_notice(&self, user: &User) {
+        let now = self.sessions.clock().db_now();
+        let agent = (!self.peer.user_agent.is_empty()).then_some(self.peer.user_agent.as_str());
+        let ip = self.peer.ip.map(|ip| ip.to_string());
+        self.mail
+            .notify_user(self.db, Notice::NewDevice, &user.id, now, |m, u| {
+                Letter::new_device(m, u, agent, ip, now)
+            })
+            .await;
     }
 
     /// Starts the session of a verified sign-in: the session row, the token, the cookie (for a
@@ -407,8 +427,10 @@ impl SignIn<'_> {
             self.sessions.set_cookie(jar, &started);
             // The device cookie lives on the sign-in pages only (Path=/login): a sign-up cannot
             // read the browser's other entries to keep them, so the first sign-in grants it.
-            if !matches!(proof, Proof::NewAccount) {
-                self.trust_device(jar, user).await;
+            // A browser with no trusted entry for the account is one not seen before: its owner
+            // hears of it (not at sign-up, and never for programs, which have no such cookie).
+            if !matches!(proof, Proof::NewAccount) && self.trust_device(jar, user).await {
+                self.new_device_notice(user).await;
             }
         }
         let who = Who::user(&user.id, &user.username);

@@ -3,6 +3,8 @@
 
 mod deletion;
 mod email;
+mod invitations;
+mod notices;
 mod password;
 mod recovery;
 

@@ -1,9 +1,11 @@
 //! The admin panel: find users and act on them (`users.rs`), and read the audit log
-//! (`audit.rs`, and its CSV download in `csv.rs`), and see attacks at a glance (`security.rs`). Every action goes through [`AdminAction`].
+//! (`audit.rs`, and its CSV download in `csv.rs`), and see attacks at a glance (`security.rs`), invite people (`invitations.rs`) and watch the outbox (`mail.rs`). Every action goes through [`AdminAction`].
 
 pub(crate) mod action;
 mod audit;
 mod csv;
+mod invitations;
+mod mail;
 mod security;
 mod users;
 
@@ -13,6 +15,8 @@ pub fn routes() -> Vec<rocket::Route> {
     routes.extend(audit::routes());
     routes.extend(csv::routes());
     routes.extend(security::routes());
+    routes.extend(invitations::routes());
+    routes.extend(mail::routes());
     routes
 }
 

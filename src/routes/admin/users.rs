@@ -9,7 +9,9 @@ use serde_json::json;
 use super::action::{AdminAction, Ending, Record};
 use super::query_text;
 use crate::auth::{Admin, CsrfForm, CsrfOnly};
+use crate::config::Notice;
 use crate::error::Error;
+use crate::mail::Letter;
 use crate::models::{
     AccountToken, ApiKey, AuditKind, DeletedBy, LoginAttempt, Role, TokenFor, TokenPurpose,
     TwoFactor, User,
@@ -311,6 +313,15 @@ async fn reset_two_factor(
             Ending::SessionsAndKeys("two-factor reset"),
         )
         .await;
+    if let Ok(changed) = &changed {
+        let now = action.site.now();
+        let letter = Letter::two_factor_changed(action.site.mail, changed, false, now);
+        action
+            .site
+            .mail
+            .notify(action.site.db, Notice::TwoFactorChanged, &letter, now)
+            .await;
+    }
     match changed {
         Ok(changed) => Ok(action.done(format!(
             "Two-factor sign-in is off for {}; their password alone signs them in now.",
