@@ -107,6 +107,7 @@ fn the_account_page_offers_a_new_link_while_the_address_is_unverified() {
     let page = app.get("/account").into_string().unwrap();
     assert!(page.contains("not verified"), "{page}");
     assert!(page.contains("action=\"/account/verify-email\""), "{page}");
+    assert!(page.contains("Send the link again"), "{page}");
 
     let response = app.post_form("/account/verify-email", &[]);
     assert_eq!(response.status(), Status::SeeOther);
@@ -322,4 +323,21 @@ fn garbage_verification_tokens_never_fail_the_site() {
             );
         }
     }
+}
+
+#[test]
+fn required_mode_releases_another_browser_at_its_next_renewal() {
+    let server = MailServer::start(Options::plain());
+    let app = spawn(&server, "required");
+    app.signup("una", "una@example.com", PASSWORD);
+    app.login("una", PASSWORD);
+    let link = verify_link(&server, "una@example.com", 0);
+    let phone = second_instance(&app);
+    assert_eq!(location(&phone.get(link).dispatch()), "/login");
+    assert_eq!(location(&app.get("/private")), "/account/verify-email");
+    // Past half the token's life the session renews, and the new token reads the user row.
+    app.clock().advance(time::Duration::minutes(8));
+    assert_eq!(app.get("/private").status(), Status::Ok);
+    let token = app.session_cookie().unwrap().value().to_string();
+    assert!(claims_of(&token).get("email_unverified").is_none());
 }
