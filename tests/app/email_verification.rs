@@ -255,6 +255,33 @@ fn required_mode_holds_an_unverified_user_on_the_confirm_page_until_the_link_is_
 }
 
 #[test]
+fn required_mode_lets_an_unverified_api_client_sign_out() {
+    let server = MailServer::start(Options::plain());
+    let app = spawn(&server, "required");
+    app.signup("api", "api@example.com", PASSWORD);
+    let response = app
+        .client
+        .post("/api/token")
+        .header(rocket::http::ContentType::JSON)
+        .body(r#"{"username":"api","password":"PASSWORD"}"#.replace("PASSWORD", PASSWORD))
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    let json: serde_json::Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+    let token = json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(bearer(&app, "/api/me", &token).status(), Status::Forbidden);
+    let response = app
+        .client
+        .post("/api/logout")
+        .header(Header::new("Authorization", format!("Bearer {token}")))
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    assert_eq!(
+        bearer(&app, "/api/me", &token).status(),
+        Status::Unauthorized
+    );
+}
+
+#[test]
 fn required_mode_lets_an_unverified_user_sign_out() {
     let server = MailServer::start(Options::plain());
     let app = spawn(&server, "required");
