@@ -12,8 +12,8 @@ use crate::config::{JwtAlgorithm, Settings};
 use crate::db::{self, Db};
 use crate::error::Error;
 use crate::models::{
-    AccountToken, AuditKind, Invitation, NewUser, NotInvited, Role, Session, TokenFor, TokenPurpose,
-    TwoFactor, User,
+    AccountToken, AuditKind, Invitation, NewUser, NotInvited, Role, Session, TokenFor,
+    TokenPurpose, TwoFactor, User,
 };
 use crate::validation;
 

@@ -55,9 +55,11 @@ fn fixed_headers(secure: bool) -> &'static [(String, String)] {
     })
 }
 
-/// Paths whose pages come from links carrying a secret (mailed single-use links): no
-/// `Referer` at all leaves them, not even to this site.
-const NO_REFERRER_PREFIXES: &[&str] = &["/email/"];
+/// Paths whose URL carries a secret (single-use links: address verification and change, password
+/// reset, invitations): their pages send `Referrer-Policy: strict-origin`, so whatever they lead
+/// to, here or elsewhere, learns the origin and never the token. Not `no-referrer`: with it,
+/// browsers post the page's own form with `Origin: null`, which the CSRF check rightly refuses.
+const SECRET_URL_PREFIXES: &[&str] = &["/email/", "/password/reset/", "/invite/"];
 
 /// An empty Shield: attached so that Rocket adds no headers of its own; [`SecurityHeaders`] sets
 /// the Shield's policies itself (once, from `&'static` values, rather than per request).
@@ -95,18 +97,13 @@ impl Fairing for SecurityHeaders {
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        // They replace whatever might be there, except a stricter Referrer-Policy a route set
-        // (`view::OriginOnlyReferrer`: a page whose URL carries a secret).
+        // They replace whatever might be there.
         for (name, value) in self.fixed {
-            // A page holding a secret link in its URL sends no Referer at all (set by its route).
-            if name == "Referrer-Policy" && res.headers().contains(name.as_str()) {
-                continue;
-            }
             res.set_header(Header::new(name.as_str(), value.as_str()));
         }
         let path = req.uri().path();
-        if NO_REFERRER_PREFIXES.iter().any(|p| path.starts_with(p)) {
-            res.set_header(Header::new("Referrer-Policy", "no-referrer"));
+        if SECRET_URL_PREFIXES.iter().any(|p| path.starts_with(p)) {
+            res.set_header(Header::new("Referrer-Policy", "strict-origin"));
         }
         if let Some(name) = &self.instance {
             res.set_header(Header::new("X-Instance", name.clone()));

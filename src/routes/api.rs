@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::auth::signin::{Delivery, FirstStep, Refused, SignIn};
-use crate::auth::{check_csrf_header, Admin, CurrentUser};
+use crate::auth::{check_csrf_header, Admin, AnyUser, CurrentUser};
 use crate::auth::{Refresh, Started};
 use crate::error::Error;
 use crate::events::Who;
@@ -241,9 +241,11 @@ fn format_rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| format_time(t))
 }
 
-/// `POST /api/logout`: revokes the token's session on every instance.
+/// `POST /api/logout`: revokes the token's session on every instance (also for a user whose
+/// address must be verified first).
 #[rocket::post("/api/logout")]
-async fn logout(user: CurrentUser, _csrf: ApiCsrf, site: Services<'_>) -> ApiResult {
+async fn logout(user: AnyUser<'_>, _csrf: ApiCsrf, site: Services<'_>) -> ApiResult {
+    let user = user.0;
     site.sessions
         .end(&user.session_id, Some(&user.id))
         .await

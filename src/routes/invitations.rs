@@ -3,9 +3,7 @@
 //! the address already verified, then signs the new user in through the one sign-in pipeline.
 //! Also the page `/signup` shows instead of its form when sign-up is by invitation only.
 
-use rocket::http::{CookieJar, Header, Status};
-use rocket::request::Request;
-use rocket::response::{self, Responder};
+use rocket::http::{CookieJar, Status};
 use serde_json::json;
 
 use super::signin::too_many;
@@ -26,18 +24,6 @@ pub fn routes() -> Vec<rocket::Route> {
 /// The sentence of a sign-up refused because it is by invitation only.
 pub(crate) const INVITE_ONLY: &str =
     "Sign-up is by invitation only. Ask an administrator of this site to invite you.";
-
-/// A page whose URL or body holds a secret link: never cached, never sent as a `Referer`.
-pub(crate) struct Private<R>(pub R);
-
-impl<'r, R: Responder<'r, 'static>> Responder<'r, 'static> for Private<R> {
-    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let mut res = self.0.respond_to(req)?;
-        res.set_header(Header::new("Referrer-Policy", "no-referrer"));
-        res.set_header(Header::new("Cache-Control", "no-store"));
-        Ok(res)
-    }
-}
 
 /// "Sign-up is by invitation only", with `status`.
 pub(crate) fn invite_only_page(ctx: PageContext<'_>, status: Status) -> (Status, Page) {
@@ -101,14 +87,14 @@ async fn invite_page(
     token: &str,
     ctx: PageContext<'_>,
     site: Services<'_>,
-) -> Result<Private<(Status, Page)>, Error> {
+) -> Result<(Status, Page), Error> {
     let (raw, now) = (token.to_string(), site.now());
     let found = site
         .db
         .run(move |conn| Invitation::find(conn, &raw, now))
         .await?;
     let Some(invitation) = found else {
-        return Ok(Private(gone(ctx)));
+        return Ok(gone(ctx));
     };
     let email = invitation.email.unwrap_or_default();
     let role = invitation
@@ -117,7 +103,7 @@ async fn invite_page(
         .and_then(Role::parse)
         .unwrap_or(Role::User);
     let page = invite_form(ctx, token, &email, role, json!({}), &FieldErrors::new());
-    Ok(Private((Status::Ok, page)))
+    Ok((Status::Ok, page))
 }
 
 fn username_taken(conflict: SignupConflict, errors: &mut FieldErrors) {
@@ -144,9 +130,9 @@ async fn accept(
     site: Services<'_>,
     signin: SignIn<'_>,
     jar: &CookieJar<'_>,
-) -> Result<Private<FormOutcome>, Error> {
+) -> Result<FormOutcome, Error> {
     if let Err(wait) = site.throttle.signup(site.peer.ip).await? {
-        return Ok(Private(too_many(ctx, wait)));
+        return Ok(too_many(ctx, wait));
     }
     let (raw, now) = (token.to_string(), site.now());
     let found = site
@@ -155,7 +141,7 @@ async fn accept(
         .await?;
     let Some(invitation) = found else {
         let (status, page) = gone(ctx);
-        return Ok(Private(FormOutcome::Redo((status, page))));
+        return Ok(FormOutcome::Redo((status, page)));
     };
     let email = invitation.email.clone().unwrap_or_default();
     let role = invitation
@@ -201,7 +187,7 @@ async fn accept(
         Ok(accept) if errors.is_empty() => accept,
         _ => {
             let page = invite_form(ctx, token, &email, role, values, &errors);
-            return Ok(Private(FormOutcome::redo(page)));
+            return Ok(FormOutcome::redo(page));
         }
     };
     let username = accept.username.trim().to_string();
@@ -215,18 +201,18 @@ async fn accept(
         Ok(Ok(user)) => user,
         Ok(Err(NotAccepted::Gone)) => {
             let (status, page) = gone(ctx);
-            return Ok(Private(FormOutcome::Redo((status, page))));
+            return Ok(FormOutcome::Redo((status, page)));
         }
         Ok(Err(NotAccepted::Conflict(conflict))) => {
             username_taken(conflict, &mut errors);
             let page = invite_form(ctx, token, &email, role, values, &errors);
-            return Ok(Private(FormOutcome::redo(page)));
+            return Ok(FormOutcome::redo(page));
         }
         // Taken by a racing sign-up between the check and the insert: nothing was saved.
         Err(Error::Refused(message)) => {
             errors.add("username", message);
             let page = invite_form(ctx, token, &email, role, values, &errors);
-            return Ok(Private(FormOutcome::redo(page)));
+            return Ok(FormOutcome::redo(page));
         }
         Err(e) => return Err(e),
     };
@@ -250,11 +236,11 @@ async fn accept(
             },
         )
         .await?;
-    Ok(Private(FormOutcome::success(
+    Ok(FormOutcome::success(
         "/private",
         format!(
             "Welcome, {}! Your account is ready.",
             verified.user.username
         ),
-    )))
+    ))
 }

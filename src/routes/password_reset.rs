@@ -21,7 +21,7 @@ use crate::models::{
 };
 use crate::routes::services::Services;
 use crate::validation::{self, field, FieldErrors};
-use crate::view::{wait_words, FormOutcome, OriginOnlyReferrer, Page, PageContext};
+use crate::view::{wait_words, FormOutcome, Page, PageContext};
 
 /// Routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
@@ -254,12 +254,12 @@ async fn reset_page(
     token: Segments<'_, Path>,
     ctx: PageContext<'_>,
     site: Services<'_>,
-) -> Result<OriginOnlyReferrer<FormOutcome>, Error> {
+) -> Result<FormOutcome, Error> {
     let raw = raw_token(token);
-    Ok(OriginOnlyReferrer(match open_link(&site, &raw).await? {
+    Ok(match open_link(&site, &raw).await? {
         Some(link) => FormOutcome::Show(reset_form(ctx, &raw, &link, &FieldErrors::new())),
         None => invalid_link(ctx, &site),
-    }))
+    })
 }
 
 /// Sets the new password (after the account's code, when it has two-factor), uses the link up,
@@ -272,10 +272,10 @@ async fn reset(
     site: Services<'_>,
     signin: SignIn<'_>,
     jar: &CookieJar<'_>,
-) -> Result<OriginOnlyReferrer<FormOutcome>, Error> {
+) -> Result<FormOutcome, Error> {
     let raw = raw_token(token);
     let Some(link) = open_link(&site, &raw).await? else {
-        return Ok(OriginOnlyReferrer(invalid_link(ctx, &site)));
+        return Ok(invalid_link(ctx, &site));
     };
     let (password, confirm, code) = match form.parsed() {
         Ok(f) => (f.password, f.password_confirm, f.code),
@@ -299,9 +299,7 @@ async fn reset(
         errors.add("code", CODE_MISSING);
     }
     if !errors.is_empty() {
-        return Ok(OriginOnlyReferrer(FormOutcome::redo(reset_form(
-            ctx, &raw, &link, &errors,
-        ))));
+        return Ok(FormOutcome::redo(reset_form(ctx, &raw, &link, &errors)));
     }
     // The code last: a right code is used up, so it is only spent on an otherwise good form.
     let proof = if link.two_factor {
@@ -311,17 +309,17 @@ async fn reset(
             Err(Refused::Invalid) => {
                 errors.add("code", WRONG_CODE);
                 let page = reset_form(ctx, &raw, &link, &errors);
-                return Ok(OriginOnlyReferrer(FormOutcome::redo(page)));
+                return Ok(FormOutcome::redo(page));
             }
             Err(Refused::TwoFactorUnavailable) => {
                 errors.add("code", two_factor::UNAVAILABLE);
                 let page = reset_form(ctx, &raw, &link, &errors);
-                return Ok(OriginOnlyReferrer(FormOutcome::redo(page)));
+                return Ok(FormOutcome::redo(page));
             }
             Err(Refused::Locked(wait) | Refused::Throttled(wait)) => {
                 let message = format!("Too many wrong codes. Try again in {}.", wait_words(wait));
                 let page = reset_form(ctx, &raw, &link, &FieldErrors::form(message));
-                return Ok(OriginOnlyReferrer(FormOutcome::wait(page, wait)));
+                return Ok(FormOutcome::wait(page, wait));
             }
         }
     } else {
@@ -353,7 +351,7 @@ async fn reset(
         .await;
     let user = match done {
         Ok(Some(user)) => user,
-        Ok(None) | Err(Error::NotFound) => return Ok(OriginOnlyReferrer(invalid_link(ctx, &site))),
+        Ok(None) | Err(Error::NotFound) => return Ok(invalid_link(ctx, &site)),
         Err(e) => return Err(e),
     };
 
@@ -401,7 +399,5 @@ async fn reset(
             keys.len()
         ));
     }
-    Ok(OriginOnlyReferrer(FormOutcome::success(
-        "/private", message,
-    )))
+    Ok(FormOutcome::success("/private", message))
 }

@@ -322,20 +322,6 @@ impl Throttled {
     }
 }
 
-/// A page whose URL carries a secret (a reset link): `Referrer-Policy: strict-origin`, so the
-/// requests it leads to — to other sites and to this one — name only the origin, never the path.
-/// Not `no-referrer`: browsers then send `Origin: null` with the page's own form, which the CSRF
-/// check rightly refuses. The security headers keep a Referrer-Policy a route set.
-pub struct OriginOnlyReferrer<R>(pub R);
-
-impl<'r, 'o: 'r, R: Responder<'r, 'o>> Responder<'r, 'o> for OriginOnlyReferrer<R> {
-    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'o> {
-        let mut response = self.0.respond_to(req)?;
-        response.set_header(Header::new("Referrer-Policy", "strict-origin"));
-        Ok(response)
-    }
-}
-
 /// "1 minute", "5 minutes", "30 seconds": how long to wait, in words.
 pub fn wait_words(wait: std::time::Duration) -> String {
     let secs = wait.as_secs().max(1);

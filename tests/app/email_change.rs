@@ -88,7 +88,7 @@ fn a_new_address_is_confirmed_by_its_link_and_the_old_one_is_told_with_an_undo_l
     assert_eq!(location(&response), "/account");
     assert_eq!(
         response.headers().get_one("Referrer-Policy"),
-        Some("no-referrer")
+        Some("strict-origin")
     );
     let page = app.get("/account").into_string().unwrap();
     assert!(
@@ -208,7 +208,7 @@ fn the_undo_link_restores_the_address_ends_every_session_and_revokes_keys_once()
     assert_eq!(response.status(), Status::Ok);
     assert_eq!(
         response.headers().get_one("Referrer-Policy"),
-        Some("no-referrer")
+        Some("strict-origin")
     );
     let page = response.into_string().unwrap();
     assert!(page.contains("Your address is back"), "{page}");

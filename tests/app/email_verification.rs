@@ -68,7 +68,7 @@ fn optional_sign_up_mails_a_link_instead_of_signing_in_and_the_link_verifies_onc
     assert_eq!(location(&response), "/login");
     assert_eq!(
         response.headers().get_one("Referrer-Policy"),
-        Some("no-referrer")
+        Some("strict-origin")
     );
     assert_eq!(
         response.headers().get_one("Cache-Control"),
@@ -107,6 +107,7 @@ fn the_account_page_offers_a_new_link_while_the_address_is_unverified() {
     let page = app.get("/account").into_string().unwrap();
     assert!(page.contains("not verified"), "{page}");
     assert!(page.contains("action=\"/account/verify-email\""), "{page}");
+    assert!(page.contains("Send the link again"), "{page}");
 
     let response = app.post_form("/account/verify-email", &[]);
     assert_eq!(response.status(), Status::SeeOther);
@@ -254,6 +255,33 @@ fn required_mode_holds_an_unverified_user_on_the_confirm_page_until_the_link_is_
 }
 
 #[test]
+fn required_mode_lets_an_unverified_api_client_sign_out() {
+    let server = MailServer::start(Options::plain());
+    let app = spawn(&server, "required");
+    app.signup("api", "api@example.com", PASSWORD);
+    let response = app
+        .client
+        .post("/api/token")
+        .header(rocket::http::ContentType::JSON)
+        .body(r#"{"username":"api","password":"PASSWORD"}"#.replace("PASSWORD", PASSWORD))
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    let json: serde_json::Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+    let token = json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(bearer(&app, "/api/me", &token).status(), Status::Forbidden);
+    let response = app
+        .client
+        .post("/api/logout")
+        .header(Header::new("Authorization", format!("Bearer {token}")))
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    assert_eq!(
+        bearer(&app, "/api/me", &token).status(),
+        Status::Unauthorized
+    );
+}
+
+#[test]
 fn required_mode_lets_an_unverified_user_sign_out() {
     let server = MailServer::start(Options::plain());
     let app = spawn(&server, "required");
@@ -322,4 +350,21 @@ fn garbage_verification_tokens_never_fail_the_site() {
             );
         }
     }
+}
+
+#[test]
+fn required_mode_releases_another_browser_at_its_next_renewal() {
+    let server = MailServer::start(Options::plain());
+    let app = spawn(&server, "required");
+    app.signup("una", "una@example.com", PASSWORD);
+    app.login("una", PASSWORD);
+    let link = verify_link(&server, "una@example.com", 0);
+    let phone = second_instance(&app);
+    assert_eq!(location(&phone.get(link).dispatch()), "/login");
+    assert_eq!(location(&app.get("/private")), "/account/verify-email");
+    // Past half the token's life the session renews, and the new token reads the user row.
+    app.clock().advance(time::Duration::minutes(8));
+    assert_eq!(app.get("/private").status(), Status::Ok);
+    let token = app.session_cookie().unwrap().value().to_string();
+    assert!(claims_of(&token).get("email_unverified").is_none());
 }

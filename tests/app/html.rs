@@ -256,3 +256,40 @@ fn every_page_renders_in_the_layout() {
     assert!(pages.0.len() >= 30, "{} pages", pages.0.len());
     pages.save();
 }
+
+/// The pages of addresses (verification, change, undo), for the same checker.
+#[test]
+fn the_address_pages_render_in_the_layout() {
+    use crate::smtp::{MailServer, Options};
+    let wait = std::time::Duration::from_secs(15);
+    let server = MailServer::start(Options::plain());
+    let app = spawn_app_mailing_to(&server, |f| f.merge(("email_verification", "required")));
+    let mut pages = Pages::default();
+
+    let signup = app.signup("vic", "vic@example.com", PASSWORD);
+    pages.keep("email-check-your-email", Status::Ok, signup);
+    pages.keep(
+        "email-link-refused",
+        Status::BadRequest,
+        app.client.get("/email/verify/not-a-token").dispatch(),
+    );
+    app.login("vic", PASSWORD);
+    pages.get(&app, "email-confirm-your-address", "/account/verify-email");
+    let link = server.wait_for("vic@example.com", 1, wait)[0].link("/email/verify/");
+    app.get(&link);
+    pages.get(&app, "account-verified", "/account");
+    pages.get(&app, "email-change", "/account/email");
+    let bad = app.post_form("/account/email", &[("email", "vic@example.com")]);
+    pages.keep("email-change-errors", Status::UnprocessableEntity, bad);
+    app.post_form("/account/email", &[("email", "vic.new@example.org")]);
+    let link = server.wait_for("vic.new@example.org", 1, wait)[0].link("/email/change/");
+    app.get(&link);
+    let notice = server.wait_for("vic@example.com", 2, wait);
+    let undo = notice
+        .iter()
+        .find(|m| m.subject() == "Your latchkey address was changed")
+        .expect("the notice")
+        .link("/email/undo/");
+    pages.get(&app, "email-undone", &undo);
+    pages.save();
+}

@@ -53,7 +53,9 @@ fn a_site_without_argon2_settings_stores_owasp_hashes() {
     let figment = rocket::Config::figment()
         .merge(("log_level", "off"))
         .merge(("database_url", db.url()))
-        .merge(("jwt_secret", SECRET));
+        .merge(("jwt_secret", SECRET))
+        // The default verification mails a link at sign-up: into the temp dir, not the repository.
+        .merge(("mail_dir", dir.path().join("mail").display().to_string()));
     let client = Client::tracked(latchkey::rocket(figment)).expect("site starts");
     let csrf = csrf_token_of(&client);
     let response = client

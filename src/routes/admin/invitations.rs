@@ -9,7 +9,6 @@ use crate::auth::{Admin, CsrfForm};
 use crate::error::Error;
 use crate::events::{Event, Who};
 use crate::models::{AuditKind, Invitation, NotInvited, Role};
-use crate::routes::invitations::Private;
 use crate::routes::services::Services;
 use crate::text::format_db_time;
 use crate::validation::{field, FieldErrors};
@@ -99,7 +98,7 @@ async fn invite(
     action: AdminAction<'_>,
     form: CsrfForm<'_, Invite>,
     ctx: PageContext<'_>,
-) -> Result<Private<(Status, Page)>, Error> {
+) -> Result<(Status, Page), Error> {
     let site = &action.site;
     let values = json!({
         "email": form.submitted("email").trim(),
@@ -116,7 +115,7 @@ async fn invite(
     }
     let (Ok(input), Some(role), true) = (parsed, role, errors.is_empty()) else {
         let page = invitations_page(ctx, site, values, &errors, None).await?;
-        return Ok(Private((Status::UnprocessableEntity, page)));
+        return Ok((Status::UnprocessableEntity, page));
     };
     let email = input.email.trim().to_string();
     let admin = action.admin.0.clone();
@@ -135,7 +134,7 @@ async fn invite(
                 "That address already has an account: there is no one to invite. Find them under Users.",
             );
             let page = invitations_page(ctx, site, values, &errors, None).await?;
-            return Ok(Private((Status::Conflict, page)));
+            return Ok((Status::Conflict, page));
         }
     };
     site.mail.wake();
@@ -158,7 +157,7 @@ async fn invite(
         Some(made),
     )
     .await?;
-    Ok(Private((Status::Ok, page)))
+    Ok((Status::Ok, page))
 }
 
 /// Withdraws an open invitation: its link opens nothing from now on.
