@@ -120,7 +120,8 @@ impl OutboxMail {
     }
 
     /// Takes up to `limit` due mails for instance `by` until `now + lease`: none that another
-    /// instance holds, none twice.
+    /// instance holds, none twice. A read comes first: every instance asks every second, and on
+    /// SQLite even an UPDATE that matches nothing takes the database's one write lock.
     pub fn claim(
         conn: &mut DbConnection,
         by: &str,
@@ -128,6 +129,21 @@ impl OutboxMail {
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<OutboxMail>, Error> {
+        let due: Option<String> = outbox::table
+            .filter(outbox::sent_at.is_null())
+            .filter(outbox::failed_at.is_null())
+            .filter(outbox::next_attempt_at.le(now))
+            .filter(
+                outbox::claimed_until
+                    .is_null()
+                    .or(outbox::claimed_until.lt(now)),
+            )
+            .select(outbox::id)
+            .first(conn)
+            .optional()?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let until = now + lease;
         Ok(match conn {
             DbConnection::Postgres(c) => claim!(c, CLAIM_POSTGRES, by, until, now, limit)?,

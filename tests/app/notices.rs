@@ -9,6 +9,22 @@ use latchkey::models::{OutboxMail, Role, User};
 use rocket::http::{ContentType, Status};
 
 use crate::helpers::*;
+
+/// Every notice on, as the built-in default has it (the shared test settings leave out the
+/// new-browser one).
+fn every_notice(f: rocket::figment::Figment) -> rocket::figment::Figment {
+    f.merge((
+        "mail_notices",
+        vec![
+            "password_changed",
+            "two_factor_changed",
+            "recovery_codes",
+            "api_key_created",
+            "email_changed",
+            "new_device",
+        ],
+    ))
+}
 use crate::smtp::{MailServer, Options, Received};
 
 /// Waits for a mail to `to` with `subject`.
@@ -77,7 +93,7 @@ fn create_key(app: &TestApp, name: &str) -> String {
 #[test]
 fn two_factor_on_new_recovery_codes_and_two_factor_off_are_each_announced() {
     let server = MailServer::start(Options::plain());
-    let app = spawn_app_mailing_to(&server, |f| f);
+    let app = spawn_app_mailing_to(&server, every_notice);
     let user = app.sign_in_as("zoe", Role::User);
     let secret = turn_on(&app, &user);
     let on = wait_subject(
@@ -118,7 +134,7 @@ fn two_factor_on_new_recovery_codes_and_two_factor_off_are_each_announced() {
 #[test]
 fn an_admin_resetting_two_factor_is_announced_to_the_user() {
     let server = MailServer::start(Options::plain());
-    let app = spawn_app_mailing_to(&server, |f| f);
+    let app = spawn_app_mailing_to(&server, every_notice);
     let user = app.create_user("yan", Role::User);
     app.enable_two_factor(&user);
     app.sign_in_as("ada", Role::Admin);
@@ -135,7 +151,7 @@ fn an_admin_resetting_two_factor_is_announced_to_the_user() {
 #[test]
 fn a_new_api_key_is_announced_with_its_name_and_expiry_never_the_key() {
     let server = MailServer::start(Options::plain());
-    let app = spawn_app_mailing_to(&server, |f| f);
+    let app = spawn_app_mailing_to(&server, every_notice);
     app.sign_in_as("kai", Role::User);
     let key = create_key(&app, "deploy bot");
     let mail = wait_subject(&server, "kai@example.com", "A new API key was created");
@@ -152,7 +168,7 @@ fn a_new_api_key_is_announced_with_its_name_and_expiry_never_the_key() {
 #[test]
 fn a_sign_in_from_a_new_browser_is_announced_once_per_browser() {
     let server = MailServer::start(Options::plain());
-    let app = spawn_app_mailing_to(&server, |f| f);
+    let app = spawn_app_mailing_to(&server, every_notice);
     // Signing up is not a sign-in from a new browser.
     let response = app.signup("lea", "lea@example.com", PASSWORD);
     assert_eq!(response.status(), Status::SeeOther);
@@ -262,5 +278,13 @@ fn notices_the_operator_turned_off_are_not_sent() {
     assert_eq!(
         kinds_for(&app, &user),
         vec!["api_key_created", "two_factor_changed"]
+    );
+}
+
+#[test]
+fn every_notice_is_on_by_default() {
+    assert_eq!(
+        latchkey::config::Settings::default().mail_notices,
+        latchkey::config::Notice::ALL.to_vec()
     );
 }

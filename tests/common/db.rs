@@ -103,4 +103,16 @@ pub fn base_figment(db_url: &str) -> Figment {
         // Most tests sign up and expect to be signed in at once; the tests of the verification
         // modes (tests/app/email_verification.rs) set `optional` or `required` themselves.
         .merge(("email_verification", "off"))
+        // Every notice but the new-browser one: nearly every test signs in from a "new browser",
+        // and tests that count mail would count those. tests/app/notices.rs turns them all on.
+        .merge((
+            "mail_notices",
+            vec![
+                "password_changed",
+                "two_factor_changed",
+                "recovery_codes",
+                "api_key_created",
+                "email_changed",
+            ],
+        ))
 }
