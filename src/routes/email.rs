@@ -48,6 +48,7 @@ pub fn routes() -> Vec<rocket::Route> {
         change_page,
         change_request,
         change_link,
+        undo_page,
         undo_link
     ]
 }
@@ -552,12 +553,47 @@ async fn change_link(
     }
 }
 
-/// Follows the undo link sent to the old address: puts it back (verified), ends every session
-/// and revokes every API key of the account, and voids every link still out for it (changes,
-/// undos, password resets), so whoever changed the address keeps no way in through it.
+/// The undo link sent to the old address opens a page with one button: a GET changes nothing,
+/// so a mail scanner that fetches links cannot undo a change its owner made.
 #[rocket::get("/email/undo/<token>")]
+async fn undo_page(
+    token: &str,
+    ctx: PageContext<'_>,
+    site: Services<'_>,
+) -> Result<FormOutcome, Error> {
+    let (raw, now) = (token.to_string(), site.now());
+    let found = site
+        .db
+        .run(move |conn| AccountToken::find_valid(conn, TokenPurpose::EmailUndo, &raw, now))
+        .await?;
+    match found.and_then(|t| t.email) {
+        Some(old) => Ok(FormOutcome::Show(ctx.page(
+            "email/undo",
+            "Undo the change of your address?",
+            json!({ "email": old, "action": format!("/email/undo/{token}") }),
+        ))),
+        None => Ok(undo_refused(ctx)),
+    }
+}
+
+/// An undo link that opens nothing.
+fn undo_refused(ctx: PageContext<'_>) -> FormOutcome {
+    link_refused(
+        ctx,
+        "This link does not work",
+        "This undo link is not valid: it may have been used already or be older than 7 days. If \
+         someone else changed your address, reset your password and contact your administrator.",
+        ("/password/forgot", "Reset your password"),
+    )
+}
+
+/// The undo page's button: puts the old address back (verified), ends every session and revokes
+/// every API key of the account, and voids every link still out for it (changes, undos, password
+/// resets), so whoever changed the address keeps no way in through it.
+#[rocket::post("/email/undo/<token>", data = "<_form>")]
 async fn undo_link(
     token: &str,
+    _form: CsrfOnly<'_>,
     user: Option<AnyUser<'_>>,
     ctx: PageContext<'_>,
     site: Services<'_>,
@@ -606,27 +642,19 @@ async fn undo_link(
         Err(e) if is_unique_violation(&e) => Followed::Taken,
         other => other?,
     };
-    let row =
-        match followed {
-            Followed::Invalid => return Ok(link_refused(
+    let row = match followed {
+        Followed::Invalid => return Ok(undo_refused(ctx)),
+        Followed::Taken => {
+            return Ok(link_refused(
                 ctx,
-                "This link does not work",
-                "This undo link is not valid: it may have been used already or be older than 7 \
-                 days. If someone else changed your address, reset your password and contact \
+                "That address is not available",
+                "Another account uses your old address now, so it cannot be put back. Contact \
                  your administrator.",
-                ("/password/forgot", "Reset your password"),
-            )),
-            Followed::Taken => {
-                return Ok(link_refused(
-                    ctx,
-                    "That address is not available",
-                    "Another account uses your old address now, so it cannot be put back. Contact \
-                 your administrator.",
-                    ("/", "Home"),
-                ))
-            }
-            Followed::Done(row, _) => row,
-        };
+                ("/", "Home"),
+            ))
+        }
+        Followed::Done(row, _) => row,
+    };
     let (ended, keys) = site.sessions.end_all_with_keys(&row.id, None).await?;
     let who = Who::user(&row.id, &row.username);
     site.record_own(

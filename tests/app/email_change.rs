@@ -202,7 +202,8 @@ fn the_undo_link_restores_the_address_ends_every_session_and_revokes_keys_once()
     let pending_change = change_link(&server, "thief3@evil.test", 0);
     let old_cookie = app.session_cookie().unwrap().value().to_string();
 
-    // The owner follows the undo link on another device.
+    // The owner follows the undo link on another device: a page with one button, and opening it
+    // changes nothing (a mail scanner fetching the link undoes nothing).
     let phone = second_instance(&app);
     let response = phone.get(undo.clone()).dispatch();
     assert_eq!(response.status(), Status::Ok);
@@ -210,6 +211,18 @@ fn the_undo_link_restores_the_address_ends_every_session_and_revokes_keys_once()
         response.headers().get_one("Referrer-Policy"),
         Some("strict-origin")
     );
+    let page = response.into_string().unwrap();
+    assert!(page.contains("Put my address back"), "{page}");
+    assert!(page.contains("ann@example.com"), "{page}");
+    assert_eq!(app.user("ann").unwrap().email, "thief2@evil.test");
+    assert!(audit_events(&app, "email_change_undone").is_empty());
+    let token = csrf_token_of(&phone);
+    let response = phone
+        .post(undo.clone())
+        .header(rocket::http::ContentType::Form)
+        .body(form(&[("csrf_token", &token)]))
+        .dispatch();
+    assert_eq!(response.status(), Status::Ok);
     let page = response.into_string().unwrap();
     assert!(page.contains("Your address is back"), "{page}");
     assert!(page.contains("ann@example.com"), "{page}");
@@ -278,7 +291,7 @@ fn undo_refuses_an_old_address_someone_else_took_meanwhile() {
             .unwrap()
             .unwrap();
     }
-    let response = app.get(&undo);
+    let response = app.post_form(&undo, &[]);
     assert_eq!(response.status(), Status::BadRequest);
     assert!(response
         .into_string()

@@ -89,7 +89,27 @@ async fn an_address_change_is_confirmed_from_the_new_mailbox_and_undone_from_the
             )
             .await;
             browser.open(&site.url(&undo)).await;
-            let page = browser.page_text().await;
+            assert_eq!(
+                site.user("nina").await.unwrap().email,
+                "nina.new@example.org",
+                "opening the link changes nothing"
+            );
+            browser
+                .click("form[action^='/email/undo/'] button[type=submit]")
+                .await;
+            // The answer comes back at the same path: wait for its text.
+            let started = std::time::Instant::now();
+            let page = loop {
+                let page = browser.page_text().await;
+                if page.contains("Your address is back") {
+                    break page;
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "{page}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            };
             assert!(page.contains("Your address is back"), "{page}");
             assert!(
                 page.contains("every session of your account has been ended"),
