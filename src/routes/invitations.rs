@@ -7,7 +7,7 @@ use rocket::http::{CookieJar, Status};
 use serde_json::json;
 
 use super::signin::too_many;
-use crate::auth::signin::{Delivery, Proof, SignIn, Verified};
+use crate::auth::signin::SignIn;
 use crate::auth::CsrfForm;
 use crate::error::Error;
 use crate::events::{Event, Who};
@@ -223,24 +223,5 @@ async fn accept(
         event = event.detail(format!("role {}, invited by user {by}", user.role));
     }
     site.audit.record(event).await;
-    let verified = Verified {
-        user,
-        proof: Proof::NewAccount,
-    };
-    signin
-        .finish(
-            &verified,
-            Delivery::Cookie {
-                jar,
-                remember: false,
-            },
-        )
-        .await?;
-    Ok(FormOutcome::success(
-        "/private",
-        format!(
-            "Welcome, {}! Your account is ready.",
-            verified.user.username
-        ),
-    ))
+    super::signup::welcome(signin, user, jar).await
 }

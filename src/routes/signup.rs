@@ -167,6 +167,15 @@ async fn signup(
             return Ok(FormOutcome::redo(signup_form(ctx, values, &errors)));
         }
     };
+    welcome(signin, user, jar).await
+}
+
+/// Signs a new account in (sign-up, an accepted invitation) and sends it to the private page.
+pub(super) async fn welcome(
+    signin: SignIn<'_>,
+    user: User,
+    jar: &CookieJar<'_>,
+) -> Result<FormOutcome, Error> {
     let verified = Verified {
         user,
         proof: Proof::NewAccount,

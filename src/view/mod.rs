@@ -42,6 +42,17 @@ pub struct Pages {
     skeletons: Arc<RwLock<Skeletons>>,
 }
 
+/// The template paths Tera escapes, as rocket_dyn_templates configures it (the `.txt` mail parts
+/// are not escaped).
+const AUTOESCAPE: [&str; 6] = [
+    ".html.tera",
+    ".htm.tera",
+    ".xml.tera",
+    ".html",
+    ".htm",
+    ".xml",
+];
+
 impl Pages {
     /// The template fairing: loads `template_dir` and hands each (re)load to `pages`. Templates
     /// may call `signup_open()`: whether anyone may sign up (`signup_mode = open`).
@@ -127,6 +138,8 @@ impl Pages {
             files.push((path.clone(), Some(format!("mail/{name}"))));
         }
         let mut tera = Tera::default();
+        // As rocket_dyn_templates sets it: the HTML parts are escaped, the text parts are not.
+        tera.autoescape_on(AUTOESCAPE.to_vec());
         tera.add_template_files(files).map_err(|e| e.to_string())?;
         Ok(Pages {
             tera: Arc::new(RwLock::new(Some(tera))),
@@ -337,6 +350,31 @@ pub fn wait_words(wait: std::time::Duration) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn mail_loaded_for_the_command_line_escapes_the_html_part_only() {
+        let pages = Pages::load_mail(std::path::Path::new("templates")).unwrap();
+        let mut context = Context::new();
+        for (key, value) in [
+            ("username", "<b>eve</b>"),
+            ("how", "changed"),
+            ("when", "now"),
+            ("forgot_url", "http://localhost/password/forgot"),
+            ("site_url", "http://localhost/"),
+            ("subject", "s"),
+        ] {
+            context.insert(key, value);
+        }
+        let html = pages
+            .render_mail("mail/password_changed", &context)
+            .unwrap();
+        assert!(html.contains("&lt;b&gt;eve&lt;&#x2F;b&gt;"), "{html}");
+        assert!(!html.contains("<b>eve"), "{html}");
+        let text = pages
+            .render_mail("mail/password_changed_text", &context)
+            .unwrap();
+        assert!(text.contains("Hello <b>eve</b>,"), "{text}");
+    }
+
     /// The site's templates, loaded as rocket_dyn_templates loads them.
     fn pages() -> Pages {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
@@ -358,15 +396,11 @@ mod tests {
             }
         }
         let mut tera = Tera::default();
-        tera.autoescape_on(vec![
-            ".html.tera",
-            ".htm.tera",
-            ".xml.tera",
-            ".html",
-            ".htm",
-            ".xml",
-        ]);
+        tera.autoescape_on(AUTOESCAPE.to_vec());
         tera.add_template_files(files).unwrap();
+        tera.register_function("signup_open", |_: &HashMap<String, TeraValue>| {
+            Ok(TeraValue::Bool(true))
+        });
         let pages = Pages::default();
         *pages.tera.write().unwrap() = Some(tera);
         pages

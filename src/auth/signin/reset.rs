@@ -3,21 +3,10 @@
 //! count per client (the sign-in limit) and per account under their own lockout key, so a
 //! link gives no more guesses at the code than the sign-in form does.
 
+use super::second_factor::{check_code, CodeCheck};
 use super::{wait_until, Proof, Refused, SignIn};
-use crate::auth::two_factor::{self, Redeemed};
-use crate::error::Error;
 use crate::events::{Event, Who};
-use crate::models::{AuditKind, LoginAttempt, RecoveryCode, TwoFactor, User};
-
-/// How the code on the reset page went, inside its database work.
-enum ResetCode {
-    App,
-    Recovery(i64),
-    NotNeeded,
-    Wrong(&'static str),
-    Locked(time::PrimitiveDateTime),
-    Unreadable(String),
-}
+use crate::models::{AuditKind, LoginAttempt, User};
 
 impl SignIn<'_> {
     /// Checks `input` (an app code or a recovery code, used up when right) for `user`, who
@@ -32,40 +21,21 @@ impl SignIn<'_> {
         let db_now = self.sessions.clock().db_now();
         let seal = self.sessions.two_factor_seal();
         let input = input.trim().to_string();
-        let as_app_code = two_factor::looks_like_app_code(&input);
         let outcome = self
             .db
             .run({
                 let (id, key) = (user.id.clone(), key.clone());
                 move |conn| {
                     if let Some(until) = LoginAttempt::locked_until(conn, &key, db_now)? {
-                        return Ok(ResetCode::Locked(until));
+                        return Ok(CodeCheck::Locked(until));
                     }
-                    let Some(tf) = TwoFactor::enabled(conn, &id)? else {
-                        return Ok(ResetCode::NotNeeded);
-                    };
-                    if input.is_empty() {
-                        return Ok(ResetCode::Wrong("empty"));
-                    }
-                    let redeemed = match two_factor::redeem(conn, &tf, &seal, &input, now) {
-                        Err(Error::SecretUnreadable(why)) => return Ok(ResetCode::Unreadable(why)),
-                        other => other?,
-                    };
-                    Ok(match redeemed {
-                        Redeemed::AppCode => ResetCode::App,
-                        Redeemed::RecoveryCode => {
-                            ResetCode::Recovery(RecoveryCode::remaining(conn, &id)?)
-                        }
-                        Redeemed::Reused => ResetCode::Wrong("code_reused"),
-                        Redeemed::Wrong if as_app_code => ResetCode::Wrong("bad_code"),
-                        Redeemed::Wrong => ResetCode::Wrong("bad_recovery_code"),
-                    })
+                    check_code(conn, &id, &seal, &input, now)
                 }
             })
             .await?;
         match outcome {
-            ResetCode::App => Ok(Proof::ResetLinkAndCode),
-            ResetCode::Recovery(left) => {
+            CodeCheck::Right => Ok(Proof::ResetLinkAndCode),
+            CodeCheck::Recovery(left) => {
                 self.record(
                     Event::new(AuditKind::RecoveryCodeUsed, &self.peer)
                         .by_self(subject)
@@ -74,8 +44,8 @@ impl SignIn<'_> {
                 .await;
                 Ok(Proof::ResetLinkAndRecoveryCode)
             }
-            ResetCode::NotNeeded => Ok(Proof::ResetLink),
-            ResetCode::Wrong(reason) => Err(self
+            CodeCheck::NotNeeded => Ok(Proof::ResetLink),
+            CodeCheck::Wrong(reason) => Err(self
                 .failed(
                     AuditKind::TwoFactorFailed,
                     subject,
@@ -84,7 +54,7 @@ impl SignIn<'_> {
                     db_now,
                 )
                 .await),
-            ResetCode::Locked(until) => {
+            CodeCheck::Locked(until) => {
                 self.record(
                     Event::new(AuditKind::TwoFactorFailed, &self.peer)
                         .subject(subject)
@@ -93,7 +63,7 @@ impl SignIn<'_> {
                 .await;
                 Err(Refused::Locked(wait_until(until, db_now)))
             }
-            ResetCode::Unreadable(why) => {
+            CodeCheck::Unreadable(why) => {
                 log::error!("two-factor code on the reset page not checked: {why}");
                 Err(Refused::TwoFactorUnavailable)
             }

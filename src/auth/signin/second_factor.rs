@@ -4,12 +4,14 @@
 
 use super::{wait_until, Proof, Refused, SignIn, Verified};
 use crate::auth::two_factor::{self, Redeemed};
+use crate::auth::Seal;
+use crate::db::DbConnection;
 use crate::error::Error;
 use crate::events::{Event, Who};
 use crate::models::{AuditKind, LoginAttempt, RecoveryCode, TwoFactor, User};
 
 /// How the code step went, inside its database work.
-enum CodeCheck {
+pub(super) enum CodeCheck {
     Right,
     Recovery(i64),
     NotNeeded,
@@ -17,6 +19,34 @@ enum CodeCheck {
     Locked(time::PrimitiveDateTime),
     /// The stored secret does not open (altered, or its key is gone): why.
     Unreadable(String),
+}
+
+/// Checks `input` as the user's app code or an unused recovery code (used up when right), in the
+/// caller's transaction: the one code check of the sign-in code step and the reset page.
+pub(super) fn check_code(
+    conn: &mut DbConnection,
+    user_id: &str,
+    seal: &Seal,
+    input: &str,
+    now: time::OffsetDateTime,
+) -> Result<CodeCheck, Error> {
+    let Some(tf) = TwoFactor::enabled(conn, user_id)? else {
+        return Ok(CodeCheck::NotNeeded);
+    };
+    if input.is_empty() {
+        return Ok(CodeCheck::Wrong("empty"));
+    }
+    let redeemed = match two_factor::redeem(conn, &tf, seal, input, now) {
+        Err(Error::SecretUnreadable(why)) => return Ok(CodeCheck::Unreadable(why)),
+        other => other?,
+    };
+    Ok(match redeemed {
+        Redeemed::AppCode => CodeCheck::Right,
+        Redeemed::RecoveryCode => CodeCheck::Recovery(RecoveryCode::remaining(conn, user_id)?),
+        Redeemed::Reused => CodeCheck::Wrong("code_reused"),
+        Redeemed::Wrong if two_factor::looks_like_app_code(input) => CodeCheck::Wrong("bad_code"),
+        Redeemed::Wrong => CodeCheck::Wrong("bad_recovery_code"),
+    })
 }
 
 impl SignIn<'_> {
@@ -42,7 +72,6 @@ impl SignIn<'_> {
         }
         let key = LoginAttempt::key_for_user(&user.id);
         let input = input.trim().to_string();
-        let as_app_code = two_factor::looks_like_app_code(&input);
         let disabled = user.disabled;
         let seal = self.sessions.two_factor_seal();
         let outcome = self
@@ -64,27 +93,9 @@ impl SignIn<'_> {
                         log::info!("two-factor sign-in refused: account {id} is disabled");
                         return Ok(CodeCheck::Wrong("disabled"));
                     }
-                    let Some(tf) = TwoFactor::enabled(conn, &id)? else {
-                        // Turned off (by an admin) since the password step: the password
-                        // alone signs in now.
-                        return Ok(CodeCheck::NotNeeded);
-                    };
-                    if input.is_empty() {
-                        return Ok(CodeCheck::Wrong("empty"));
-                    }
-                    let redeemed = match two_factor::redeem(conn, &tf, &seal, &input, now) {
-                        Err(Error::SecretUnreadable(why)) => return Ok(CodeCheck::Unreadable(why)),
-                        other => other?,
-                    };
-                    Ok(match redeemed {
-                        Redeemed::AppCode => CodeCheck::Right,
-                        Redeemed::RecoveryCode => {
-                            CodeCheck::Recovery(RecoveryCode::remaining(conn, &id)?)
-                        }
-                        Redeemed::Reused => CodeCheck::Wrong("code_reused"),
-                        Redeemed::Wrong if as_app_code => CodeCheck::Wrong("bad_code"),
-                        Redeemed::Wrong => CodeCheck::Wrong("bad_recovery_code"),
-                    })
+                    // Two-factor turned off (by an admin) since the password step: the password
+                    // alone signs in now (NotNeeded).
+                    check_code(conn, &id, &seal, &input, now)
                 }
             })
             .await?;
