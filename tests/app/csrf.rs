@@ -23,6 +23,8 @@ struct Targets {
     reset_link: String,
     /// An open invitation, for the invitation form.
     invitation: String,
+    /// The target's undo link for an address change, for the undo button.
+    undo_link: String,
 }
 
 fn setup(app: &TestApp) -> Targets {
@@ -61,7 +63,19 @@ fn setup(app: &TestApp) -> Targets {
     let invitation =
         latchkey::models::Invitation::issue("newbie@example.com", Role::User, None, now);
     latchkey::models::AccountToken::insert(&mut app.pool().get().unwrap(), &invitation).unwrap();
+    let undo = AccountToken::issue(
+        TokenPurpose::EmailUndo,
+        TokenFor {
+            user_id: Some(target.id.clone()),
+            email: Some("target.before@example.com".into()),
+            ..TokenFor::default()
+        },
+        now,
+        time::Duration::days(7),
+    );
+    AccountToken::insert(&mut app.pool().get().unwrap(), &undo).unwrap();
     let targets = Targets {
+        undo_link: undo.raw,
         reset_link: link.raw,
         invitation: invitation.raw,
         session_id: session(&target.id),
@@ -84,6 +98,7 @@ fn segment_value<'t>(t: &'t Targets, route: &str, area: &str, name: &str) -> &'t
         ("account", "id") if route.starts_with("/account/api-keys/") => &t.own_key_id,
         ("password", "token..") => &t.reset_link,
         ("invite", "token") => &t.invitation,
+        ("email", "token") if route.starts_with("/email/undo/") => &t.undo_link,
         _ => panic!(
             "{route}: no test value for <{name}>. Add one to `segment_value` in tests/app/csrf.rs \
              (something this form would change) so its CSRF check is tested"
@@ -167,6 +182,7 @@ fn assert_unchanged(app: &TestApp, t: &Targets) {
     );
     let target = app.user("target").unwrap();
     assert_eq!(target.id, t.user_id);
+    assert_eq!(target.email, "target@example.com", "the address is not put back");
     assert_eq!(target.role, "user");
     assert!(!target.disabled);
     assert!(app.user("newbie").is_none());
@@ -203,6 +219,12 @@ fn assert_unchanged(app: &TestApp, t: &Targets) {
             .unwrap()
             .is_some(),
         "the target's reset link is unused"
+    );
+    assert!(
+        AccountToken::find_valid(&mut conn, TokenPurpose::EmailUndo, &t.undo_link, now)
+            .unwrap()
+            .is_some(),
+        "the target's undo link is unused"
     );
     let since = now - time::Duration::days(1);
     assert_eq!(
