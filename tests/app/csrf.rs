@@ -182,7 +182,10 @@ fn assert_unchanged(app: &TestApp, t: &Targets) {
     );
     let target = app.user("target").unwrap();
     assert_eq!(target.id, t.user_id);
-    assert_eq!(target.email, "target@example.com", "the address is not put back");
+    assert_eq!(
+        target.email, "target@example.com",
+        "the address is not put back"
+    );
     assert_eq!(target.role, "user");
     assert!(!target.disabled);
     assert!(app.user("newbie").is_none());
