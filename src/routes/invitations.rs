@@ -223,5 +223,5 @@ async fn accept(
         event = event.detail(format!("role {}, invited by user {by}", user.role));
     }
     site.audit.record(event).await;
-    super::signup::welcome(signin, user, jar).await
+    super::welcome::welcome(signin, user, jar).await
 }

@@ -20,6 +20,7 @@ mod services;
 mod signin;
 mod signup;
 mod two_factor;
+mod welcome;
 
 /// Every route of the site.
 pub fn all() -> Vec<rocket::Route> {

@@ -8,7 +8,7 @@ use time::Duration;
 
 use super::invitations::invite_only_page;
 use super::signin::too_many;
-use crate::auth::signin::{Delivery, Proof, SignIn, Verified};
+use crate::auth::signin::SignIn;
 use crate::auth::CsrfForm;
 use crate::config::{EmailVerification, Settings, SignupMode};
 use crate::error::Error;
@@ -167,35 +167,7 @@ async fn signup(
             return Ok(FormOutcome::redo(signup_form(ctx, values, &errors)));
         }
     };
-    welcome(signin, user, jar).await
-}
-
-/// Signs a new account in (sign-up, an accepted invitation) and sends it to the private page.
-pub(super) async fn welcome(
-    signin: SignIn<'_>,
-    user: User,
-    jar: &CookieJar<'_>,
-) -> Result<FormOutcome, Error> {
-    let verified = Verified {
-        user,
-        proof: Proof::NewAccount,
-    };
-    signin
-        .finish(
-            &verified,
-            Delivery::Cookie {
-                jar,
-                remember: false,
-            },
-        )
-        .await?;
-    Ok(FormOutcome::success(
-        "/private",
-        format!(
-            "Welcome, {}! Your account is ready.",
-            verified.user.username
-        ),
-    ))
+    super::welcome::welcome(signin, user, jar).await
 }
 
 /// Sign-up when addresses are verified: the account is made but not signed in, and a link goes
