@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::events::{Event, Who};
 use crate::models::{AuditKind, Invitation, NotAccepted, Role, SignupConflict};
 use crate::routes::services::Services;
-use crate::validation::{self, field, FieldErrors};
+use crate::validation::{field, FieldErrors};
 use crate::view::{FormOutcome, Page, PageContext};
 
 /// Routes of this module.
@@ -169,20 +169,13 @@ async fn accept(
             raw_confirm.to_string(),
         ),
     };
-    let context: Vec<String> = [raw_username, email.as_str()]
-        .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let password_errors = rocket::tokio::task::spawn_blocking(move || {
-        let context: Vec<&str> = context.iter().map(String::as_str).collect();
-        validation::new_password(&password, &confirm, &context)
-    })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))?;
-    for (name, message) in password_errors {
-        errors.add(name, message);
-    }
+    super::welcome::check_new_password(
+        password,
+        confirm,
+        &[raw_username, email.as_str()],
+        &mut errors,
+    )
+    .await?;
     let accept = match parsed {
         Ok(accept) if errors.is_empty() => accept,
         _ => {

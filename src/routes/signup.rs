@@ -19,7 +19,7 @@ use crate::models::{
     User,
 };
 use crate::routes::services::Services;
-use crate::validation::{self, field, FieldErrors};
+use crate::validation::{field, FieldErrors};
 use crate::view::{FormOutcome, Page, PageContext};
 
 /// How long a verification link works, in hours.
@@ -111,20 +111,8 @@ async fn signup(
             raw_confirm.to_string(),
         ),
     };
-    let context: Vec<String> = [raw_username, raw_email]
-        .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let password_errors = rocket::tokio::task::spawn_blocking(move || {
-        let context: Vec<&str> = context.iter().map(String::as_str).collect();
-        validation::new_password(&password, &confirm, &context)
-    })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))?;
-    for (name, message) in password_errors {
-        errors.add(name, message);
-    }
+    super::welcome::check_new_password(password, confirm, &[raw_username, raw_email], &mut errors)
+        .await?;
     let signup = match parsed {
         Ok(signup) if errors.is_empty() => signup,
         _ => return Ok(FormOutcome::redo(signup_form(ctx, values, &errors))),
