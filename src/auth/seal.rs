@@ -12,7 +12,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use diesel::Connection;
 
 use super::Keyring;
 use crate::db::DbConnection;
@@ -162,7 +161,7 @@ pub fn reseal_all(conn: &mut DbConnection, seal: &Seal) -> Result<usize, Error> 
     if changes.is_empty() {
         return Ok(0);
     }
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let mut changed = 0;
         for (user_id, old, new) in &changes {
             if TwoFactor::replace_secret(conn, user_id, old, new)? {

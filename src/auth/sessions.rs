@@ -7,7 +7,6 @@ use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use diesel::Connection;
 
 use rocket::http::CookieJar;
 use time::{Duration, OffsetDateTime};
@@ -212,7 +211,7 @@ impl Sessions {
         let hash = refresh.as_deref().map(RefreshToken::hash);
         self.db
             .run(move |conn| {
-                conn.transaction(|conn| {
+                conn.write_transaction(|conn| {
                     row.insert(conn)?;
                     if let Some(hash) = hash {
                         RefreshToken::insert(conn, &hash, &row.id, now)?;
@@ -266,7 +265,7 @@ impl Sessions {
         let found = self
             .db
             .run(move |conn| {
-                conn.transaction(|conn| {
+                conn.write_transaction(|conn| {
                     if !Session::reauthenticate(conn, &sid, now, second_factor)? {
                         return Ok(None);
                     }
@@ -348,7 +347,7 @@ impl Sessions {
         let outcome = self
             .db
             .run(move |conn| {
-                conn.transaction(|conn| {
+                conn.write_transaction(|conn| {
                     // The conditional update comes first, so on SQLite the transaction takes the
                     // write lock before it reads, and of two requests presenting the same
                     // current value exactly one rotates it.
@@ -482,7 +481,7 @@ impl Sessions {
         let (revoked, keys) = self
             .db
             .run(move |conn| {
-                conn.transaction(|conn| {
+                conn.write_transaction(|conn| {
                     let revoked = Session::revoke_all_for_user(conn, &uid, keep.as_deref())?;
                     let keys = ApiKey::revoke_all_for_user(conn, &uid, now)?;
                     Ok((revoked, keys))

@@ -4,6 +4,7 @@ mod circuit;
 mod migrate;
 mod pool;
 pub mod schema;
+mod transaction;
 
 pub use circuit::PROBE_EVERY;
 pub use migrate::run_migrations;

@@ -95,7 +95,7 @@ impl Invitation {
         now: PrimitiveDateTime,
     ) -> Result<Result<(), NotInvited>, Error> {
         let email = issued.row.email.clone().unwrap_or_default();
-        conn.transaction::<_, Error, _>(|conn| {
+        conn.write_transaction::<_, Error, _>(|conn| {
             let taken: i64 = users::table
                 .filter(users::email_key.eq(email.to_lowercase()))
                 .count()
@@ -191,7 +191,7 @@ impl Invitation {
         now: PrimitiveDateTime,
     ) -> Result<Result<User, NotAccepted>, Error> {
         let (raw, username) = (raw.to_string(), username.to_string());
-        conn.transaction::<_, Error, _>(|conn| {
+        conn.write_transaction::<_, Error, _>(|conn| {
             let Some(token) = AccountToken::find_valid(conn, TokenPurpose::Invitation, &raw, now)?
             else {
                 return Ok(Err(NotAccepted::Gone));

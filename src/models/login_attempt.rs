@@ -83,7 +83,7 @@ impl LoginAttempt {
         now: PrimitiveDateTime,
         policy: &LockoutPolicy,
     ) -> Result<Option<PrimitiveDateTime>, Error> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             // Write first: it takes the row (PostgreSQL) or the writer lock (SQLite), so
             // failures counted by several instances at once add up.
             let bumped =
@@ -102,7 +102,7 @@ impl LoginAttempt {
                     last_failure_at: now,
                 };
                 // A savepoint, so a concurrent first insert does not abort the transaction.
-                let inserted = conn.transaction(|conn| {
+                let inserted = conn.write_transaction(|conn| {
                     diesel::insert_into(login_attempts::table)
                         .values(&row)
                         .execute(conn)

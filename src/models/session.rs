@@ -193,7 +193,7 @@ impl Session {
         user_id: &str,
         keep: Option<&str>,
     ) -> Result<Vec<RevokedSession>, Error> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             let live: Vec<(String, PrimitiveDateTime)> = sessions::table
                 .filter(sessions::user_id.eq(user_id))
                 .filter(sessions::revoked_at.is_null())

@@ -98,7 +98,7 @@ impl TrustedDevice {
         policy: DevicePolicy,
     ) -> Result<bool, Error> {
         let this = || trusted_devices::table.filter(trusted_devices::nonce.eq(nonce));
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             // A window that ended starts again (this also takes the row's lock on PostgreSQL,
             // so failures counted by several instances at once add up).
             diesel::update(

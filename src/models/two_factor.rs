@@ -48,7 +48,7 @@ impl TwoFactor {
         secret: &str,
         now: PrimitiveDateTime,
     ) -> Result<TwoFactor, Error> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             if let Some(existing) = TwoFactor::find(conn, user_id)? {
                 if existing.enabled_at.is_some() {
                     return Ok(existing);
@@ -76,7 +76,7 @@ impl TwoFactor {
         recovery_codes: &[String],
         now: PrimitiveDateTime,
     ) -> Result<bool, Error> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             let n = diesel::update(
                 two_factor::table
                     .find(user_id)
@@ -136,7 +136,7 @@ impl TwoFactor {
 
     /// Turns two-factor off and drops the recovery codes. True if it was on or being set up.
     pub fn remove(conn: &mut DbConnection, user_id: &str) -> Result<bool, Error> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
                 .execute(conn)?;
             let n = diesel::delete(two_factor::table.find(user_id)).execute(conn)?;
@@ -167,7 +167,7 @@ impl RecoveryCode {
         codes: &[String],
         now: PrimitiveDateTime,
     ) -> Result<(), Error> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
                 .execute(conn)?;
             for code in codes {

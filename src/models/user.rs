@@ -375,7 +375,7 @@ impl User {
         id: &str,
         change: impl FnOnce(&mut DbConnection) -> QueryResult<usize>,
     ) -> Result<User, Error> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             if matches!(conn, DbConnection::Postgres(_)) {
                 diesel::sql_query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").execute(conn)?;
             }
@@ -402,7 +402,7 @@ impl User {
         now: PrimitiveDateTime,
         by: &DeletedBy,
     ) -> Result<DeletedAccount, Error> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             if matches!(conn, DbConnection::Postgres(_)) {
                 diesel::sql_query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").execute(conn)?;
             }

@@ -3,7 +3,6 @@
 //! never tells whether an account exists; the reset page still asks for the account's second
 //! factor, ends every session and revokes the API keys, then signs the person in.
 
-use diesel::Connection;
 use rocket::http::uri::{fmt::Path, Segments};
 use rocket::http::{CookieJar, Status};
 use serde_json::json;
@@ -109,7 +108,7 @@ async fn request_link(site: &Services<'_>, login: String) -> Result<(), Error> {
             let issued = AccountToken::issue(TokenPurpose::PasswordReset, about, now, ttl);
             let letter = Letter::password_reset(&mailer, &user, &issued.raw, ip, now);
             let mail = mailer.compose(&letter, now)?;
-            conn.transaction::<_, Error, _>(|conn| {
+            conn.write_transaction::<_, Error, _>(|conn| {
                 AccountToken::replace(conn, &issued, TokenPurpose::PasswordReset, now)?;
                 OutboxMail::queue(conn, &mail)
             })
@@ -331,7 +330,7 @@ async fn reset(
     let done = site
         .db
         .run(move |conn| {
-            conn.transaction::<_, Error, _>(|conn| {
+            conn.write_transaction::<_, Error, _>(|conn| {
                 // The link's own row decides: of two requests racing with it, one gets here.
                 if !AccountToken::consume(conn, &token, now)? {
                     return Ok(None);

@@ -1,7 +1,6 @@
 //! Sign up: a new account, signed in at once (`email_verification = "off"`), or made and sent
 //! a link to confirm its address first.
 
-use diesel::Connection;
 use rocket::http::{CookieJar, Status};
 use serde_json::{json, Value};
 use time::Duration;
@@ -192,7 +191,7 @@ async fn signup_to_verify(
                     .compose(&Letter::verify_email(site.mail, &user, &issued.raw), now)?;
                 site.db
                     .run(move |conn| {
-                        conn.transaction(|conn| {
+                        conn.write_transaction(|conn| {
                             AccountToken::insert(conn, &issued)?;
                             OutboxMail::queue(conn, &mail)
                         })

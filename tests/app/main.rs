@@ -51,5 +51,6 @@ mod signup;
 mod smtp_server;
 mod sudo;
 mod tokens;
+mod transactions;
 mod two_factor;
 mod two_factor_at_rest;

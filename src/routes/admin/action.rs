@@ -3,7 +3,6 @@
 //! half-done — a role change, disabling, a two-factor reset — commit in one transaction with
 //! their audit events and the end of the user's sessions.
 
-use diesel::Connection;
 use rocket::outcome::try_outcome;
 use rocket::request::{FromRequest, Outcome, Request};
 use time::PrimitiveDateTime;
@@ -174,7 +173,7 @@ impl AdminAction<'_> {
             .db
             .run(move |conn| {
                 let actor = Who::user(&admin.id, &admin.username);
-                let committed = conn.transaction::<_, Error, _>(|conn| {
+                let committed = conn.write_transaction::<_, Error, _>(|conn| {
                     let (user, record) = change(conn, &id, now)?;
                     let mut records = vec![record];
                     let mut revoked = Vec::new();

@@ -2,7 +2,6 @@
 //! to the old one, whose button puts it back and ends every session.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::Connection;
 use rocket::http::CookieJar;
 use serde_json::json;
 use time::Duration;
@@ -141,7 +140,7 @@ async fn change_request(
     let id = row.id.clone();
     site.db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 AccountToken::void_for_user(conn, &id, &[TokenPurpose::EmailChange], now)?;
                 AccountToken::insert(conn, &issued)?;
                 if let Some(mail) = &mail {
@@ -197,7 +196,7 @@ async fn change_link(
     let followed = site
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let Some(token) =
                     AccountToken::find_valid(conn, TokenPurpose::EmailChange, &raw, now)?
                 else {
@@ -332,7 +331,7 @@ async fn undo_link(
     let followed = site
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let Some(token) =
                     AccountToken::find_valid(conn, TokenPurpose::EmailUndo, &raw, now)?
                 else {

@@ -1,7 +1,6 @@
 //! Proving an address: the link mailed at sign-up, "Send the link again", and the "Confirm your
 //! address" page an unverified user is held on when the site requires a verified address.
 
-use diesel::Connection;
 use rocket::http::CookieJar;
 use serde_json::json;
 use time::{Duration, PrimitiveDateTime};
@@ -44,7 +43,7 @@ async fn verify_link(
     let verified = site
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let Some(token) =
                     AccountToken::find_valid(conn, TokenPurpose::VerifyEmail, &raw, now)?
                 else {
@@ -156,7 +155,7 @@ async fn send_verification(
     let id = row.id.clone();
     site.db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 AccountToken::void_for_user(conn, &id, &[TokenPurpose::VerifyEmail], now)?;
                 AccountToken::insert(conn, &issued)?;
                 OutboxMail::queue(conn, &mail)
