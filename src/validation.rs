@@ -153,6 +153,26 @@ pub fn password_strength(password: &str, context: &[&str]) -> Result<(), String>
     Err(message)
 }
 
+/// [`new_password`] on the blocking pool, never on the async workers (zxcvbn is slow), with
+/// the form's other non-empty values (username, address) as context.
+pub async fn new_password_off_workers(
+    password: String,
+    confirm: String,
+    context: &[&str],
+) -> Result<Vec<(&'static str, String)>, crate::error::Error> {
+    let context: Vec<String> = context
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    rocket::tokio::task::spawn_blocking(move || {
+        let context: Vec<&str> = context.iter().map(String::as_str).collect();
+        new_password(&password, &confirm, &context)
+    })
+    .await
+    .map_err(|e| crate::error::Error::Task(e.to_string()))
+}
+
 /// The whole check for a new password: length, then strength, then that both copies match.
 pub fn new_password(
     password: &str,

@@ -221,6 +221,8 @@ impl AccountToken {
     /// Deletes every token about an address that names no account (account deletion: an
     /// invitation to the address carries it); returns how many.
     pub fn delete_for_address(conn: &mut DbConnection, address: &str) -> Result<usize, Error> {
+        // Compared in Rust: SQLite's lower() folds ASCII only, PostgreSQL's follows the server
+        // locale; the rows without an owner are few (invitations, "someone tried" notices).
         let address = address.to_lowercase();
         let rows: Vec<(String, Option<String>)> = account_tokens::table
             .filter(account_tokens::user_id.is_null())

@@ -269,6 +269,8 @@ impl OutboxMail {
     /// Deletes every mail to one address that names no account (account deletion: mail sent
     /// before the account existed, such as an invitation, still carries the address).
     pub fn delete_for_address(conn: &mut DbConnection, address: &str) -> Result<usize, Error> {
+        // Compared in Rust: SQLite's lower() folds ASCII only, PostgreSQL's follows the server
+        // locale; the rows without an owner are few (invitations, "someone tried" notices).
         let mut n = 0;
         let rows: Vec<(String, String)> = outbox::table
             .filter(outbox::user_id.is_null())

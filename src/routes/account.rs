@@ -137,23 +137,15 @@ async fn change_password(
     {
         errors.add("current_password", "That is not your current password.");
     }
-    let context = [row.username.clone(), row.email.clone()];
-    let new_errors = rocket::tokio::task::spawn_blocking({
-        let new = new.clone();
-        move || {
-            let context: Vec<&str> = context.iter().map(String::as_str).collect();
-            let mut errors = validation::new_password(&new, &confirm, &context);
-            if errors.is_empty() && new == current {
-                errors.push((
-                    "password",
-                    "Choose a password different from your current one.".into(),
-                ));
-            }
-            errors
-        }
-    })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))?;
+    let mut new_errors =
+        validation::new_password_off_workers(new.clone(), confirm, &[&row.username, &row.email])
+            .await?;
+    if new_errors.is_empty() && new == current {
+        new_errors.push((
+            "password",
+            "Choose a password different from your current one.".into(),
+        ));
+    }
     for (name, message) in new_errors {
         let field = if name == "password" {
             "new_password"

@@ -19,7 +19,7 @@ use crate::models::{
     AccountToken, AuditKind, LoginAttempt, OutboxMail, TokenFor, TokenPurpose, TwoFactor, User,
 };
 use crate::routes::services::Services;
-use crate::validation::{self, field, FieldErrors};
+use crate::validation::{field, FieldErrors};
 use crate::view::{wait_words, FormOutcome, Page, PageContext};
 
 /// Routes of this module.
@@ -280,20 +280,14 @@ async fn reset(
         Ok(f) => (f.password, f.password_confirm, f.code),
         Err(_) => Default::default(),
     };
-    let context = [link.user.username.clone(), link.user.email.clone()];
-    let problems = rocket::tokio::task::spawn_blocking({
-        let password = password.clone();
-        move || {
-            let context: Vec<&str> = context.iter().map(String::as_str).collect();
-            validation::new_password(&password, &confirm, &context)
-        }
-    })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))?;
     let mut errors = FieldErrors::new();
-    for (name, message) in problems {
-        errors.add(name, message);
-    }
+    super::welcome::check_new_password(
+        password.clone(),
+        confirm,
+        &[&link.user.username, &link.user.email],
+        &mut errors,
+    )
+    .await?;
     if link.two_factor && code.trim().is_empty() {
         errors.add("code", CODE_MISSING);
     }

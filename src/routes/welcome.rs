@@ -37,27 +37,16 @@ pub(super) async fn welcome(
     ))
 }
 
-/// The new-password rules ([`validation::new_password`]: length, then zxcvbn, which is slow) run
-/// off the async workers, with the form's other non-empty values as context; each problem is
-/// added to `errors`. Shared by sign-up and accepting an invitation.
+/// The new-password rules ([`validation::new_password`], off the async workers), each problem
+/// added to `errors` under the form's own field names (`password`, `password_confirm`). Shared by
+/// sign-up, accepting an invitation and the reset page.
 pub(super) async fn check_new_password(
     password: String,
     confirm: String,
     context: &[&str],
     errors: &mut FieldErrors,
 ) -> Result<(), Error> {
-    let context: Vec<String> = context
-        .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let problems = rocket::tokio::task::spawn_blocking(move || {
-        let context: Vec<&str> = context.iter().map(String::as_str).collect();
-        validation::new_password(&password, &confirm, &context)
-    })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))?;
-    for (name, message) in problems {
+    for (name, message) in validation::new_password_off_workers(password, confirm, context).await? {
         errors.add(name, message);
     }
     Ok(())
