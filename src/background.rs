@@ -7,7 +7,7 @@ use rocket::{Orbit, Rocket};
 
 use crate::auth::{Csrf, Sessions, Throttle};
 use crate::config::Settings;
-use crate::models::{AccountToken, OutboxMail, Session, TrustedDevice};
+use crate::models::{passkey_ceremony, AccountToken, OutboxMail, Session, TrustedDevice};
 
 /// How often rate-limit entries of quiet clients and old shared windows are dropped.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
@@ -127,7 +127,8 @@ pub fn spawn(rocket: &Rocket<Orbit>, sessions: &Sessions) {
                         Ok(Session::prune(conn, now)?
                             + TrustedDevice::prune(conn, now)?
                             + AccountToken::prune(conn, now)?
-                            + OutboxMail::prune(conn, now, KEEP_MAIL_RECORDS)?)
+                            + OutboxMail::prune(conn, now, KEEP_MAIL_RECORDS)?
+                            + passkey_ceremony::prune(conn, now)?)
                     })
                     .await;
                 match pruned {

@@ -103,6 +103,9 @@ pub struct Settings {
     pub instance_name: Option<String>,
     /// The admin panel (and the admin API) only for sessions that passed two-factor sign-in.
     pub admin_requires_two_factor: bool,
+    /// Passkeys (WebAuthn) for sign-in and as a second factor. Their relying-party id is the host
+    /// of `public_origin` (`http://localhost:<port>` when unset), which must be a domain name.
+    pub passkeys: bool,
     /// The mail server: `smtp://host:25` (plain), `smtp://host:587?tls=required` (STARTTLS),
     /// `smtps://user:pass@host:465` (implicit TLS), with optional login. Unset: every mail is
     /// written as an `.eml` file into `mail_dir` and its link logged (for development).
@@ -169,17 +172,20 @@ pub enum Notice {
     EmailChanged,
     /// A sign-in from a browser not seen before.
     NewDevice,
+    /// A passkey was added to the account or removed from it.
+    PasskeysChanged,
 }
 
 impl Notice {
     /// Every notice, the default of `mail_notices`.
-    pub const ALL: [Notice; 6] = [
+    pub const ALL: [Notice; 7] = [
         Notice::PasswordChanged,
         Notice::TwoFactorChanged,
         Notice::RecoveryCodes,
         Notice::ApiKeyCreated,
         Notice::EmailChanged,
         Notice::NewDevice,
+        Notice::PasskeysChanged,
     ];
 }
 
@@ -226,6 +232,7 @@ impl Default for Settings {
             static_dir: "static".into(),
             instance_name: None,
             admin_requires_two_factor: true,
+            passkeys: true,
             smtp_url: None,
             smtp_ca_file: None,
             mail_from: "latchkey <latchkey@localhost>".into(),

@@ -43,6 +43,9 @@ pub enum Error {
     /// A stored two-factor secret cannot be decrypted (altered, moved, or its key is gone).
     #[error("two-factor secret unreadable: {0}")]
     SecretUnreadable(String),
+    /// A passkey ceremony could not be prepared, or a stored passkey could not be read.
+    #[error("passkey: {0}")]
+    Passkey(String),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),

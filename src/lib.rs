@@ -27,7 +27,7 @@ use rocket::figment::Figment;
 use rocket::fs::FileServer;
 use rocket::{Build, Orbit, Rocket};
 
-use crate::auth::{Csrf, Keyring, PasswordHasher, Seal, Sessions, Throttle, Tokens};
+use crate::auth::{Csrf, Keyring, Passkeys, PasswordHasher, Seal, Sessions, Throttle, Tokens};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
@@ -47,6 +47,7 @@ struct Parts {
     csrf: Csrf,
     mailer: Mailer,
     sender: Sender,
+    passkeys: Option<Passkeys>,
 }
 
 /// Reads settings, opens the database, applies migrations, loads keys. Blocking: run off the workers.
@@ -94,10 +95,15 @@ fn prepare(figment: &Figment, pages: Pages) -> Result<Parts, Error> {
              LATCHKEY_PUBLIC_ORIGIN to the address people reach the site at"
         );
     }
-    let origin = settings.public_origin.clone().unwrap_or_else(|| {
-        let port: u16 = figment.extract_inner("port").unwrap_or(8000);
-        format!("http://localhost:{port}")
-    });
+    let port: u16 = figment.extract_inner("port").unwrap_or(8000);
+    let passkeys = match settings.passkeys {
+        true => Some(Passkeys::new(settings.public_origin.as_deref(), port)?),
+        false => None,
+    };
+    let origin = settings
+        .public_origin
+        .clone()
+        .unwrap_or_else(|| format!("http://localhost:{port}"));
     let mailer = Mailer::new(&settings, origin, pages, sessions.tokens_shared())?;
     let transport = Transport::from_settings(&settings)?;
     log::info!("{}", transport.describe(&settings));
@@ -116,6 +122,7 @@ fn prepare(figment: &Figment, pages: Pages) -> Result<Parts, Error> {
         csrf,
         mailer,
         sender,
+        passkeys,
     })
 }
 
@@ -126,8 +133,9 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
     let signup_open = figment
         .extract_inner::<config::SignupMode>("signup_mode")
         .map_or(true, |mode| mode == config::SignupMode::Open);
+    let passkeys_on = figment.extract_inner::<bool>("passkeys").unwrap_or(true);
     rocket::custom(figment)
-        .attach(Pages::fairing(pages.clone(), signup_open))
+        .attach(Pages::fairing(pages.clone(), signup_open, passkeys_on))
         .manage(pages.clone())
         .attach(AdHoc::try_on_ignite("latchkey", |rocket| async move {
             let figment = rocket.figment().clone();
@@ -153,6 +161,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                         ))
                         .manage(parts.csrf)
                         .manage(parts.mailer)
+                        .manage(parts.passkeys)
                         .manage(std::sync::Arc::new(parts.sender))
                         .manage(clock)
                         .manage(parts.db)

@@ -42,7 +42,7 @@ pub struct CurrentUser {
     pub via: Via,
     /// A token from a read-only API key: GET requests only.
     pub read_only: bool,
-    /// The session's sign-in passed two-factor (`amr` has `otp`).
+    /// The session's sign-in passed two-factor or a passkey (`amr` has `otp` or `hwk`).
     pub two_factor: bool,
     /// When the owner last proved who they are (Unix seconds); `None` for API-key tokens.
     pub auth_time: Option<i64>,
@@ -72,7 +72,7 @@ impl CurrentUser {
             session_id: claims.sid.clone(),
             via,
             read_only: claims.scp.as_deref() == Some("read"),
-            two_factor: claims.amr.iter().any(|m| m == "otp"),
+            two_factor: claims.amr.iter().any(|m| m == "otp" || m == "hwk"),
             auth_time: claims.auth_time,
             email_unverified: claims.email_unverified,
         }

@@ -16,6 +16,7 @@ mod throttle;
 mod tokens;
 
 pub mod next;
+pub mod passkeys;
 pub mod signin;
 pub mod two_factor;
 
@@ -27,9 +28,10 @@ pub use guards::{
 };
 pub use key_reload::reload_keys;
 pub use keyring::{check_strength, KeyFile, Keyring};
+pub use passkeys::{PasskeyRefusal, Passkeys};
 pub use password::PasswordHasher;
 pub use seal::{reseal_all, Seal};
-pub use sessions::{Refresh, Sessions, Started};
+pub use sessions::{Factors, Refresh, Sessions, Started};
 pub use sudo::{Sudo, SudoRequired};
 pub use throttle::Throttle;
 pub use tokens::{Claims, Subject, TokenError, Tokens};

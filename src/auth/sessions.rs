@@ -24,6 +24,15 @@ use crate::models::{
 };
 use crate::peer::Peer;
 
+/// What a sign-in proved beyond a password; its tokens' `amr` say so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Factors {
+    /// A second factor, or a passkey (which counts as multi-factor on its own).
+    pub two_factor: bool,
+    /// A passkey, alone or after the password.
+    pub passkey: bool,
+}
+
 /// What kind of session a sign-in opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -167,12 +176,12 @@ impl Sessions {
     /// sign-ins over the API) its first refresh value. A browser's session lasts its absolute
     /// lifetime (longer with "remember me"); so does a program's that gets a refresh token; a
     /// program's from an API key lasts as long as its one token, so it shows on the devices page
-    /// and can be revoked. `two_factor` says the sign-in passed a second factor.
+    /// and can be revoked. `factors` says what the sign-in passed beyond a password.
     pub async fn start(
         &self,
         user: &User,
         kind: Kind,
-        two_factor: bool,
+        factors: Factors,
         peer: &Peer,
     ) -> Result<Started, Error> {
         let (lifetime, remember, read_only, refreshable) = match kind {
@@ -201,7 +210,8 @@ impl Sessions {
             &peer.user_agent,
             &peer.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         );
-        session.two_factor = two_factor;
+        session.two_factor = factors.two_factor;
+        session.passkey = factors.passkey;
         if !refreshable && matches!(kind, Kind::Api { .. }) {
             // Made from an API key: a key is not a proof of the person.
             session.authenticated_at = None;
@@ -238,6 +248,7 @@ impl Sessions {
             .map(|t| t.assume_utc().unix_timestamp());
         let subject = Subject::of(user, &session.id, read_only)
             .with_two_factor(session.two_factor)
+            .with_passkey(session.passkey)
             .with_auth_time(auth_time)
             .with_email_unverified(self.verification_required && user.email_verified_at.is_none());
         let (token, claims) =

@@ -90,6 +90,8 @@ pub struct Subject<'a> {
     pub read_only: bool,
     /// The session's sign-in passed two-factor.
     pub two_factor: bool,
+    /// A passkey proved the session's sign-in (`amr` says `hwk`).
+    pub passkey: bool,
     /// When the session's owner last proved who they are (Unix seconds); `None` for API keys.
     pub auth_time: Option<i64>,
     /// The site requires a verified address and this user's is not (see [`Claims`]).
@@ -108,6 +110,7 @@ impl<'a> Subject<'a> {
             session_id,
             read_only,
             two_factor: false,
+            passkey: false,
             auth_time: None,
             email_unverified: false,
         }
@@ -130,6 +133,26 @@ impl<'a> Subject<'a> {
         self.two_factor = two_factor;
         self
     }
+
+    /// The same subject, marked as signed in with a passkey (or not).
+    pub fn with_passkey(mut self, passkey: bool) -> Subject<'a> {
+        self.passkey = passkey;
+        self
+    }
+}
+
+/// RFC 8176 methods of the session's sign-in: a passkey (a hardware-bound key, user verified:
+/// `hwk`, `user`), or a password and an app or recovery code (`pwd`, `otp`); nothing for a
+/// password alone. A passkey or a code counts as multi-factor ([`crate::auth::CurrentUser`]).
+fn amr(subject: &Subject<'_>) -> Vec<String> {
+    let methods: &[&str] = if subject.passkey {
+        &["hwk", "user"]
+    } else if subject.two_factor {
+        &["pwd", "otp"]
+    } else {
+        &[]
+    };
+    methods.iter().map(|m| m.to_string()).collect()
 }
 
 /// A token that passed the full check: its claims (shared, not copied, by every request that
@@ -249,11 +272,7 @@ impl Tokens {
             scp: subject.read_only.then(|| "read".to_string()),
             auth_time: subject.auth_time,
             email_unverified: subject.email_unverified,
-            amr: if subject.two_factor {
-                vec!["pwd".to_string(), "otp".to_string()]
-            } else {
-                Vec::new()
-            },
+            amr: amr(subject),
         };
         let token = self.sign(&claims)?;
         Ok((token, claims))

@@ -33,6 +33,7 @@ diesel::table! {
         two_factor -> Bool,
         stolen -> Bool,
         authenticated_at -> Nullable<Timestamp>,
+        passkey -> Bool,
     }
 }
 
@@ -175,12 +176,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Passkeys (WebAuthn credentials): webauthn-rs's record as JSON, by credential id.
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        credential_id -> Text,
+        name -> Text,
+        passkey -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Passkey ceremonies between their two steps: five minutes, one use.
+    passkey_ceremonies (id) {
+        id -> Text,
+        purpose -> Text,
+        user_id -> Nullable<Text>,
+        state -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(trusted_devices -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(two_factor -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
@@ -194,5 +220,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_counters,
     outbox,
     account_tokens,
-    ended_sessions
+    ended_sessions,
+    passkeys,
+    passkey_ceremonies
 );

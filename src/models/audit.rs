@@ -90,11 +90,18 @@ pub enum AuditKind {
     InvitationWithdrawn,
     /// An invitation was accepted: the account it made.
     InvitationAccepted,
+    /// A user registered a passkey (its name in `detail`).
+    PasskeyAdded,
+    /// A passkey was removed (by its owner or an admin); it signs in nobody from now on.
+    PasskeyRemoved,
+    /// A passkey answered with a signature counter at or below the last one seen: it may have
+    /// been cloned. The sign-in was refused.
+    PasskeyCounterRegressed,
 }
 
 impl AuditKind {
     /// Every kind, for filters.
-    pub const ALL: [AuditKind; 36] = [
+    pub const ALL: [AuditKind; 39] = [
         AuditKind::Signup,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -131,6 +138,9 @@ impl AuditKind {
         AuditKind::InvitationCreated,
         AuditKind::InvitationWithdrawn,
         AuditKind::InvitationAccepted,
+        AuditKind::PasskeyAdded,
+        AuditKind::PasskeyRemoved,
+        AuditKind::PasskeyCounterRegressed,
     ];
 
     /// The stored name.
@@ -172,6 +182,9 @@ impl AuditKind {
             AuditKind::InvitationCreated => "invitation_created",
             AuditKind::InvitationWithdrawn => "invitation_withdrawn",
             AuditKind::InvitationAccepted => "invitation_accepted",
+            AuditKind::PasskeyAdded => "passkey_added",
+            AuditKind::PasskeyRemoved => "passkey_removed",
+            AuditKind::PasskeyCounterRegressed => "passkey_counter_regressed",
         }
     }
 

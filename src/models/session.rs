@@ -40,6 +40,8 @@ pub struct Session {
     /// When the owner last proved who they are (sign-in, or "Confirm it's you"); `None` for a
     /// session made from an API key, which never counts as a fresh proof.
     pub authenticated_at: Option<PrimitiveDateTime>,
+    /// A passkey proved the sign-in (alone, or as the second factor): tokens say `hwk`.
+    pub passkey: bool,
 }
 
 /// A revoked session as the revocation list needs it.
@@ -77,6 +79,7 @@ impl Session {
             two_factor: false,
             stolen: false,
             authenticated_at: Some(now),
+            passkey: false,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::auth::Sudo;
 use crate::error::Error;
 use crate::events::Who;
 use crate::models::{
-    ApiKey, AuditEvent, AuditKind, OutboxMail, Session, TrustedDevice, TwoFactor, User,
+    ApiKey, AuditEvent, AuditKind, OutboxMail, Passkey, Session, TrustedDevice, TwoFactor, User,
 };
 use crate::peer::describe_browser;
 use crate::routes::services::Services;
@@ -68,6 +68,7 @@ struct Stored {
     two_factor: Option<TwoFactor>,
     sessions: Vec<Session>,
     keys: Vec<ApiKey>,
+    passkeys: Vec<Passkey>,
     devices: Vec<TrustedDevice>,
     mail: Vec<OutboxMail>,
     audit: Vec<AuditEvent>,
@@ -104,6 +105,18 @@ fn export(stored: &Stored, generated_at: PrimitiveDateTime) -> Value {
                 "expires_at": iso_opt(k.expires_at),
                 "last_used_at": iso_opt(k.last_used_at),
                 "revoked_at": iso_opt(k.revoked_at),
+            })
+        })
+        .collect();
+    // Names and times; the public key and counter are the site's working data, not the person's.
+    let passkeys: Vec<Value> = stored
+        .passkeys
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "created_at": iso(p.created_at),
+                "last_used_at": iso_opt(p.last_used_at),
             })
         })
         .collect();
@@ -170,6 +183,7 @@ fn export(stored: &Stored, generated_at: PrimitiveDateTime) -> Value {
         },
         "sessions": sessions,
         "api_keys": keys,
+        "passkeys": passkeys,
         "trusted_devices": devices,
         "mail": mail,
         "audit_events": audit,
@@ -188,6 +202,7 @@ async fn data(sudo: Sudo<'_>, site: Services<'_>) -> Result<JsonDownload, Error>
                 two_factor: TwoFactor::enabled(conn, &id)?,
                 sessions: Session::all_for_user(conn, &id)?,
                 keys: ApiKey::for_user(conn, &id)?,
+                passkeys: Passkey::for_user(conn, &id)?,
                 devices: TrustedDevice::for_user(conn, &id)?,
                 mail: OutboxMail::for_user(conn, &id)?,
                 audit: AuditEvent::about_user(conn, &id)?,

@@ -15,6 +15,8 @@ mod health;
 pub(crate) mod invitations;
 mod jwks;
 mod pages;
+mod passkey_signin;
+mod passkeys;
 mod password_reset;
 mod services;
 mod signin;
@@ -29,6 +31,8 @@ pub fn all() -> Vec<rocket::Route> {
     routes.extend(signup::routes());
     routes.extend(invitations::routes());
     routes.extend(signin::routes());
+    routes.extend(passkey_signin::routes());
+    routes.extend(passkeys::routes());
     routes.extend(password_reset::routes());
     routes.extend(account::routes());
     routes.extend(confirm::routes());

@@ -28,7 +28,7 @@ const INVALID_LOGIN: &str = "Invalid username or password.";
 const WRONG_CODE: &str = "That code is not right, or was already used. Enter the current \
      6-digit code from your authenticator app, or one of your recovery codes.";
 
-const EXPIRED: &str = "Your sign-in took too long. Please sign in again.";
+pub(super) const EXPIRED: &str = "Your sign-in took too long. Please sign in again.";
 
 /// The sign-in form.
 #[derive(Debug, rocket::FromForm)]
@@ -149,7 +149,7 @@ async fn login(
 }
 
 /// Starts the browser session of a verified sign-in and goes to `next` (or `/private`).
-async fn signed_in(
+pub(super) async fn signed_in(
     signin: &SignIn<'_>,
     jar: &CookieJar<'_>,
     verified: &Verified,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use time::PrimitiveDateTime;
 
-use crate::models::{ApiKey, Session, User};
+use crate::models::{ApiKey, Passkey, Session, User};
 use crate::peer::describe_browser;
 use crate::text::format_db_time;
 
@@ -112,6 +112,31 @@ impl KeyView {
             expires_at: key.expires_at.map(format_db_time).unwrap_or_default(),
             last_used_at: key.last_used_at.map(format_db_time).unwrap_or_default(),
             status: key.status(now),
+        }
+    }
+}
+
+/// A passkey on the account and admin pages (never its key material).
+#[derive(Debug, Serialize)]
+pub struct PasskeyView {
+    /// Row id.
+    pub id: String,
+    /// What its owner called it.
+    pub name: String,
+    /// When it was registered.
+    pub created_at: String,
+    /// When it last signed in, or empty.
+    pub last_used_at: String,
+}
+
+impl PasskeyView {
+    /// The view of a passkey.
+    pub fn of(passkey: &Passkey) -> PasskeyView {
+        PasskeyView {
+            id: passkey.id.clone(),
+            name: passkey.name.clone(),
+            created_at: format_db_time(passkey.created_at),
+            last_used_at: passkey.last_used_at.map(format_db_time).unwrap_or_default(),
         }
     }
 }

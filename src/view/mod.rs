@@ -30,7 +30,7 @@ mod skeleton;
 
 pub use chart::{BarChart, SeriesStyle};
 pub use context::PageContext;
-pub use items::{KeyView, SessionView, UserView};
+pub use items::{KeyView, PasskeyView, SessionView, UserView};
 pub use pagination::Pagination;
 use skeleton::{Shape, Skeleton, Skeletons};
 
@@ -55,13 +55,23 @@ const AUTOESCAPE: [&str; 6] = [
 
 impl Pages {
     /// The template fairing: loads `template_dir` and hands each (re)load to `pages`. Templates
-    /// may call `signup_open()`: whether anyone may sign up (`signup_mode = open`).
-    pub fn fairing(pages: Pages, signup_open: bool) -> impl rocket::fairing::Fairing {
+    /// may call `signup_open()`: whether anyone may sign up (`signup_mode = open`), and
+    /// `passkeys_on()`: whether the site offers passkeys (`passkeys`).
+    pub fn fairing(
+        pages: Pages,
+        signup_open: bool,
+        passkeys: bool,
+    ) -> impl rocket::fairing::Fairing {
         Template::custom(move |engines| {
             engines
                 .tera
                 .register_function("signup_open", move |_: &HashMap<String, TeraValue>| {
                     Ok(TeraValue::Bool(signup_open))
+                });
+            engines
+                .tera
+                .register_function("passkeys_on", move |_: &HashMap<String, TeraValue>| {
+                    Ok(TeraValue::Bool(passkeys))
                 });
             if let Ok(mut slot) = pages.tera.write() {
                 *slot = Some(engines.tera.clone());

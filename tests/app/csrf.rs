@@ -19,6 +19,9 @@ struct Targets {
     key_id: String,
     own_session_id: String,
     own_key_id: String,
+    /// A passkey of the target's, and one of the signed-in admin's own.
+    passkey_id: String,
+    own_passkey_id: String,
     /// A reset link of the target's (an admin's), for the reset form.
     reset_link: String,
     /// An open invitation, for the invitation form.
@@ -41,6 +44,14 @@ fn setup(app: &TestApp) -> Targets {
         let (k, _) = ApiKey::generate(user_id, "script", KeyScope::Full, now, None);
         k.insert(&mut app.pool().get().unwrap()).unwrap();
         k.id
+    };
+    let passkey = |user_id: &str| {
+        let credential: [u8; 16] = rand::random();
+        let p = latchkey::models::Passkey::new(user_id, &credential, "key", "{}".into(), now);
+        assert!(p
+            .insert_within_limit(&mut app.pool().get().unwrap())
+            .unwrap());
+        p.id
     };
     let policy = Settings::default().lockout_policy();
     let lock = LoginAttempt::key_for_user(&target.id);
@@ -82,6 +93,8 @@ fn setup(app: &TestApp) -> Targets {
         key_id: key(&target.id),
         own_session_id: session(&boss.id),
         own_key_id: key(&boss.id),
+        passkey_id: passkey(&target.id),
+        own_passkey_id: passkey(&boss.id),
         user_id: target.id,
     };
     assert_eq!(app.login("boss", PASSWORD).status(), Status::SeeOther);
@@ -96,6 +109,8 @@ fn segment_value<'t>(t: &'t Targets, route: &str, area: &str, name: &str) -> &'t
         ("admin", "key_id") => &t.key_id,
         ("account", "sid") => &t.own_session_id,
         ("account", "id") if route.starts_with("/account/api-keys/") => &t.own_key_id,
+        ("account", "id") if route.starts_with("/account/passkeys/") => &t.own_passkey_id,
+        ("admin", "passkey_id") => &t.passkey_id,
         ("password", "token..") => &t.reset_link,
         ("invite", "token") => &t.invitation,
         ("email", "token") if route.starts_with("/email/undo/") => &t.undo_link,

@@ -151,6 +151,9 @@ fn every_page_renders_in_the_layout() {
         ],
     );
     pages.get(&app, "api-keys-list", "/account/api-keys");
+    pages.get(&app, "passkeys-none", "/account/passkeys");
+    let unnamed = app.post_form("/account/passkeys", &[("name", " ")]);
+    pages.keep("passkeys-errors", Status::UnprocessableEntity, unnamed);
 
     pages.get(&app, "two-factor-off", "/account/two-factor");
     let setup = app.post_form("/account/two-factor/setup", &[]);

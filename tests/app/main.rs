@@ -41,6 +41,7 @@ mod notices;
 mod openapi;
 mod outage;
 mod pages;
+mod passkeys;
 mod password_hashing;
 mod password_reset;
 mod refresh;

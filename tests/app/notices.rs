@@ -22,6 +22,7 @@ fn every_notice(f: rocket::figment::Figment) -> rocket::figment::Figment {
             "api_key_created",
             "email_changed",
             "new_device",
+            "passkeys_changed",
         ],
     ))
 }

@@ -20,6 +20,7 @@ mod cookie;
 mod cross_origin;
 mod email_change;
 mod invitation;
+mod passkeys;
 mod password_reset;
 mod refresh;
 mod remember;

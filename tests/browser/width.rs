@@ -28,10 +28,11 @@ const AGENTS: [&str; 4] = [
 ];
 
 /// What each page is called in the screenshots, and its path (`{id}` is the long user's id).
-const PAGES: [(&str, &str); 9] = [
+const PAGES: [(&str, &str); 10] = [
     ("account", "/account"),
     ("account-sessions", "/account/sessions"),
     ("account-api-keys", "/account/api-keys"),
+    ("account-passkeys", "/account/passkeys"),
     ("account-two-factor", "/account/two-factor"),
     ("admin", "/admin"),
     ("admin-user", "/admin/users/{id}"),

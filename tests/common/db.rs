@@ -113,6 +113,7 @@ pub fn base_figment(db_url: &str) -> Figment {
                 "recovery_codes",
                 "api_key_created",
                 "email_changed",
+                "passkeys_changed",
             ],
         ))
 }

@@ -74,7 +74,7 @@ psql "$PG_SERVER_URL" -qc "CREATE DATABASE $DB" >/dev/null || exit 2
 DB_URL="${PG_SERVER_URL%/*}/$DB"
 SP=$(free_port); P1=$(free_port); P2=$(free_port)
 export DATABASE_URL="$DB_URL" LATCHKEY_KEY_FILE="$TMP/keys.json" ROCKET_LOG_LEVEL=normal \
-    LATCHKEY_COOKIE_SECURE=false LATCHKEY_PUBLIC_ORIGIN="http://127.0.0.1:$P1" \
+    LATCHKEY_COOKIE_SECURE=false LATCHKEY_PUBLIC_ORIGIN="http://localhost:$P1" \
     LATCHKEY_SMTP_URL="smtp://127.0.0.1:$SP?tls=required" LATCHKEY_SMTP_CA_FILE="$TMP/cert.pem" \
     LATCHKEY_MAIL_FROM="latchkey CI <ci@latchkey.test>" LATCHKEY_MAIL_RETRY_SECS=1
 "$BIN" keys rotate >/dev/null || exit 2

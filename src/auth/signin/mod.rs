@@ -7,12 +7,14 @@
 
 mod api_key;
 mod device;
+mod passkey;
 mod password;
 mod pending;
 mod reset;
 mod second_factor;
 
 pub use device::DeviceCookie;
+pub use passkey::PasskeyRefused;
 pub use pending::PendingSignIn;
 
 use std::time::Duration;
@@ -20,8 +22,8 @@ use std::time::Duration;
 use rocket::http::CookieJar;
 use rocket::request::{FromRequest, Outcome, Request};
 
-use super::sessions::{Kind, Started};
-use super::{PasswordHasher, Sessions, Throttle};
+use super::sessions::{Factors, Kind, Started};
+use super::{Passkeys, PasswordHasher, Sessions, Throttle};
 use crate::config::{Notice, Settings};
 use crate::db::Db;
 use crate::error::Error;
@@ -58,6 +60,17 @@ pub enum Proof {
     ResetLinkAndCode,
     /// A reset link, a new password and an unused recovery code (now used up).
     ResetLinkAndRecoveryCode,
+    /// A passkey alone (no name typed): possession of the key and the user's verification on
+    /// it (PIN, fingerprint), which counts as multi-factor.
+    Passkey {
+        /// The passkey's name, for the audit trail.
+        name: String,
+    },
+    /// The password, then a passkey as the second factor.
+    PasswordAndPasskey {
+        /// The passkey's name, for the audit trail.
+        name: String,
+    },
 }
 
 impl Proof {
@@ -69,6 +82,16 @@ impl Proof {
                 | Proof::PasswordAndRecoveryCode
                 | Proof::ResetLinkAndCode
                 | Proof::ResetLinkAndRecoveryCode
+                | Proof::Passkey { .. }
+                | Proof::PasswordAndPasskey { .. }
+        )
+    }
+
+    /// Whether a passkey was checked.
+    fn passkey(&self) -> bool {
+        matches!(
+            self,
+            Proof::Passkey { .. } | Proof::PasswordAndPasskey { .. }
         )
     }
 
@@ -97,6 +120,8 @@ impl Proof {
             Proof::ResetLink => "reset link".into(),
             Proof::ResetLinkAndCode => "reset link and two-factor code".into(),
             Proof::ResetLinkAndRecoveryCode => "reset link and recovery code".into(),
+            Proof::Passkey { name } => format!("passkey \"{name}\""),
+            Proof::PasswordAndPasskey { name } => format!("password and passkey \"{name}\""),
         }
     }
 }
@@ -164,6 +189,8 @@ pub struct SignIn<'r> {
     audit: &'r Audit,
     settings: &'r Settings,
     mail: &'r Mailer,
+    /// The relying party; `None` when the site has passkeys off.
+    passkeys: Option<&'r Passkeys>,
     peer: Peer,
     /// The genuine entries of the browser's device cookie (none for programs).
     devices: DeviceCookie,
@@ -200,6 +227,7 @@ impl<'r> FromRequest<'r> for SignIn<'r> {
                 audit,
                 settings,
                 mail,
+                passkeys: r.state::<Option<Passkeys>>().and_then(Option::as_ref),
                 peer: Peer::of(req),
                 devices: DeviceCookie::load(
                     req.cookies(),
@@ -421,7 +449,15 @@ impl SignIn<'_> {
         };
         let started = self
             .sessions
-            .start(user, kind, proof.two_factor(), &self.peer)
+            .start(
+                user,
+                kind,
+                Factors {
+                    two_factor: proof.two_factor(),
+                    passkey: proof.passkey(),
+                },
+                &self.peer,
+            )
             .await?;
         if let Delivery::Cookie { jar, .. } = delivery {
             self.sessions.set_cookie(jar, &started);

@@ -88,6 +88,33 @@ impl Letter {
         )
     }
 
+    /// "A passkey was added" / "A passkey was removed" (by the owner or an administrator).
+    pub fn passkey_changed(
+        mailer: &Mailer,
+        user: &User,
+        name: &str,
+        added: bool,
+        at: PrimitiveDateTime,
+    ) -> Letter {
+        let subject = if added {
+            "A passkey was added to your account"
+        } else {
+            "A passkey was removed from your account"
+        };
+        notice(
+            mailer,
+            "passkey_changed",
+            user,
+            subject,
+            at,
+            json!({
+                "name": name,
+                "added": added,
+                "passkeys_url": mailer.link("/account/passkeys"),
+            }),
+        )
+    }
+
     /// "A sign-in from a new browser": its User-Agent (truncated) and address.
     pub fn new_device(
         mailer: &Mailer,

@@ -13,12 +13,14 @@ use crate::config::Notice;
 use crate::error::Error;
 use crate::mail::Letter;
 use crate::models::{
-    AccountToken, ApiKey, AuditKind, DeletedBy, LoginAttempt, Role, TokenFor, TokenPurpose,
-    TwoFactor, User,
+    AccountToken, ApiKey, AuditKind, DeletedBy, LoginAttempt, Passkey, Role, TokenFor,
+    TokenPurpose, TwoFactor, User,
 };
 use crate::routes::services::Services;
 use crate::text::{format_db_time, percent_encode};
-use crate::view::{FormOutcome, KeyView, Page, PageContext, Pagination, SessionView, UserView};
+use crate::view::{
+    FormOutcome, KeyView, Page, PageContext, Pagination, PasskeyView, SessionView, UserView,
+};
 
 /// Routes of this module.
 pub(super) fn routes() -> Vec<rocket::Route> {
@@ -33,6 +35,7 @@ pub(super) fn routes() -> Vec<rocket::Route> {
         revoke_sessions,
         revoke_session,
         revoke_api_key,
+        remove_passkey,
         create_reset_link,
         delete_user,
     ]
@@ -112,14 +115,15 @@ async fn user_detail(
 ) -> Result<Page, Error> {
     let now = site.now();
     let id = id.to_string();
-    let (user, attempts, keys, two_factor) = site
+    let (user, attempts, keys, two_factor, passkeys) = site
         .db
         .run(move |conn| {
             let user = User::find(conn, &id)?.ok_or(Error::NotFound)?;
             let attempts = LoginAttempt::find(conn, &LoginAttempt::key_for_user(&user.id))?;
             let keys = ApiKey::for_user(conn, &user.id)?;
             let two_factor = TwoFactor::enabled(conn, &user.id)?;
-            Ok((user, attempts, keys, two_factor))
+            let passkeys = Passkey::for_user(conn, &user.id)?;
+            Ok((user, attempts, keys, two_factor, passkeys))
         })
         .await?;
     let sessions = site.sessions.list_for_user(&user.id).await?;
@@ -145,6 +149,7 @@ async fn user_detail(
             "is_self": admin.0.id == user.id,
             "sessions": sessions.iter().map(|s| SessionView::of(s, None)).collect::<Vec<_>>(),
             "api_keys": keys.iter().map(|k| KeyView::of(k, now)).collect::<Vec<_>>(),
+            "passkeys": passkeys.iter().map(PasskeyView::of).collect::<Vec<_>>(),
         }),
     ))
 }
@@ -396,6 +401,43 @@ async fn revoke_api_key(
     Ok(action.done(format!(
         "Revoked the key \"{}\" of {}.",
         key.name, user.username
+    )))
+}
+
+/// Removes one of a user's passkeys (a lost or stolen device): it signs nobody in from this
+/// moment, on every instance.
+#[rocket::post("/admin/users/<id>/passkeys/<passkey_id>/remove", data = "<_form>")]
+async fn remove_passkey(
+    action: AdminAction<'_>,
+    id: &str,
+    passkey_id: &str,
+    _form: CsrfOnly<'_>,
+) -> Result<FormOutcome, Error> {
+    let Some(user) = action.find_user(id).await? else {
+        return Ok(action.refused("That user no longer exists."));
+    };
+    let (passkey_id, uid) = (passkey_id.to_string(), user.id.clone());
+    let Some(name) = action
+        .site
+        .db
+        .run(move |conn| Passkey::remove(conn, &uid, &passkey_id))
+        .await?
+    else {
+        return Ok(action.refused("That passkey was already removed."));
+    };
+    action
+        .record(&user, Record::new(AuditKind::PasskeyRemoved, Some(&name)))
+        .await;
+    let now = action.site.now();
+    let letter = Letter::passkey_changed(action.site.mail, &user, &name, false, now);
+    action
+        .site
+        .mail
+        .notify(action.site.db, Notice::PasskeysChanged, &letter, now)
+        .await;
+    Ok(action.done(format!(
+        "Removed the passkey \"{name}\" of {}.",
+        user.username
     )))
 }
 

@@ -1,0 +1,3 @@
+ALTER TABLE sessions DROP COLUMN passkey;
+DROP TABLE passkey_ceremonies;
+DROP TABLE passkeys;
