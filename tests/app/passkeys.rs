@@ -681,3 +681,19 @@ fn a_ceremony_begun_for_one_purpose_finishes_no_other_and_only_once() {
     let taken = passkey_ceremony::take(&mut conn, &id, CeremonyPurpose::Confirm, now).unwrap();
     assert_eq!(taken.unwrap().user_id.as_deref(), Some(ada.id.as_str()));
 }
+
+#[test]
+fn a_passkey_sign_in_lands_where_next_says_and_never_off_site() {
+    let (app, user, mut key, credential) = ada_with_a_passkey();
+    let (ceremony, request) = begin_sign_in(&app.client, "/login/passkey/options", &credential);
+    let answer_json = assertion(&mut key, origin(), request, &user);
+    let fields = [("ceremony", ceremony.as_str()), ("credential", answer_json.as_str())];
+    let (_, to, _) = answer(&app.client, "/login/passkey?next=/account/passkeys", &fields);
+    assert_eq!(to, "/account/passkeys");
+    app.logout();
+    let (ceremony, request) = begin_sign_in(&app.client, "/login/passkey/options", &credential);
+    let answer_json = assertion(&mut key, origin(), request, &user);
+    let fields = [("ceremony", ceremony.as_str()), ("credential", answer_json.as_str())];
+    let (_, to, _) = answer(&app.client, "/login/passkey?next=//evil.example", &fields);
+    assert_eq!(to, "/private");
+}
