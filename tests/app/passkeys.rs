@@ -687,13 +687,23 @@ fn a_passkey_sign_in_lands_where_next_says_and_never_off_site() {
     let (app, user, mut key, credential) = ada_with_a_passkey();
     let (ceremony, request) = begin_sign_in(&app.client, "/login/passkey/options", &credential);
     let answer_json = assertion(&mut key, origin(), request, &user);
-    let fields = [("ceremony", ceremony.as_str()), ("credential", answer_json.as_str())];
-    let (_, to, _) = answer(&app.client, "/login/passkey?next=/account/passkeys", &fields);
+    let fields = [
+        ("ceremony", ceremony.as_str()),
+        ("credential", answer_json.as_str()),
+    ];
+    let (_, to, _) = answer(
+        &app.client,
+        "/login/passkey?next=/account/passkeys",
+        &fields,
+    );
     assert_eq!(to, "/account/passkeys");
     app.logout();
     let (ceremony, request) = begin_sign_in(&app.client, "/login/passkey/options", &credential);
     let answer_json = assertion(&mut key, origin(), request, &user);
-    let fields = [("ceremony", ceremony.as_str()), ("credential", answer_json.as_str())];
+    let fields = [
+        ("ceremony", ceremony.as_str()),
+        ("credential", answer_json.as_str()),
+    ];
     let (_, to, _) = answer(&app.client, "/login/passkey?next=//evil.example", &fields);
     assert_eq!(to, "/private");
 }
