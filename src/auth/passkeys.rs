@@ -1,17 +1,20 @@
 //! Passkeys (WebAuthn) through webauthn-rs: the relying party — its id is the host of
 //! `public_origin` (`localhost` when unset), the only origin it accepts is that origin — and the
-//! two steps of each ceremony. The state between the steps is JSON the callers keep in the
-//! database (`models::passkey_ceremony`), so any instance finishes what another began.
-//! Nothing here touches the database; the routes and the sign-in pipeline do.
+//! two steps of each ceremony. The state between the steps is kept in the database
+//! ([`Started::store`], `models::passkey_ceremony`), so any instance finishes what another began;
+//! taking it out again, and the passkey rows, are the callers' (the sign-in pipeline, the routes).
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use time::PrimitiveDateTime;
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, Passkey as Credential, PasskeyAuthentication, PasskeyRegistration,
     PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
     WebauthnError,
 };
 
+use crate::db::Db;
 use crate::error::Error;
+use crate::models::{passkey_ceremony, CeremonyPurpose, Passkey};
 
 /// Why a passkey's answer was not accepted. The routes turn it into a sentence; the detail goes
 /// to the log.
@@ -211,6 +214,35 @@ impl Passkeys {
         });
         Ok((result.cred_id().clone(), updated))
     }
+}
+
+impl Started {
+    /// Stores the ceremony (for `purpose`, begun for `user_id` when known) and answers the
+    /// browser's options with `"ceremony": <its id>` added.
+    pub async fn store(
+        self,
+        db: &Db,
+        purpose: CeremonyPurpose,
+        user_id: Option<&str>,
+        now: PrimitiveDateTime,
+    ) -> Result<Value, Error> {
+        let (state, user_id) = (self.state, user_id.map(str::to_string));
+        let id = db
+            .run(move |conn| passkey_ceremony::begin(conn, purpose, user_id.as_deref(), state, now))
+            .await?;
+        let mut options = self.options;
+        if let Some(o) = options.as_object_mut() {
+            o.insert("ceremony".into(), json!(id));
+        }
+        Ok(options)
+    }
+}
+
+/// webauthn-rs's records of an account's passkey rows.
+pub fn credentials_of(rows: &[Passkey]) -> Result<Vec<Credential>, Error> {
+    rows.iter()
+        .map(|r| credential_from_json(&r.passkey))
+        .collect()
 }
 
 /// webauthn-rs's `Passkey` from its stored JSON.

@@ -9,7 +9,7 @@ use rocket::serde::json::Json;
 use serde_json::{json, Value};
 
 use super::passkey_signin::{options_answer, refusal_words};
-use crate::auth::passkeys::{credential_from_json, credential_to_json, PasskeyRefusal, Passkeys};
+use crate::auth::passkeys::{credential_to_json, credentials_of, PasskeyRefusal, Passkeys};
 use crate::auth::signin::PasskeyRefused;
 use crate::auth::{CsrfForm, CsrfOnly, CurrentUser, Sudo};
 use crate::config::Notice;
@@ -125,36 +125,18 @@ async fn options(
         );
     }
     let (uid, now) = (user.id.clone(), site.now());
-    let begun = site
-        .db
-        .run(move |conn| Passkey::for_user(conn, &uid))
-        .await
-        .and_then(|rows| {
-            rows.iter()
-                .map(|r| credential_from_json(&r.passkey))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .and_then(|existing| passkeys.start_registration(&user.id, &user.username, &existing));
-    let started = match begun {
-        Ok(started) => started,
-        Err(e) => return options_answer(Err(e.into())),
+    let begun = async {
+        let rows = site
+            .db
+            .run(move |conn| Passkey::for_user(conn, &uid))
+            .await?;
+        let existing = credentials_of(&rows)?;
+        passkeys
+            .start_registration(&user.id, &user.username, &existing)?
+            .store(site.db, CeremonyPurpose::Register, Some(&user.id), now)
+            .await
     };
-    let (uid, state) = (user.id.clone(), started.state);
-    let stored = site
-        .db
-        .run(move |conn| {
-            passkey_ceremony::begin(conn, CeremonyPurpose::Register, Some(&uid), state, now)
-        })
-        .await;
-    options_answer(
-        stored
-            .map(|id| {
-                let mut options = started.options;
-                options["ceremony"] = json!(id);
-                options
-            })
-            .map_err(PasskeyRefused::from),
-    )
+    options_answer(begun.await.map_err(PasskeyRefused::from))
 }
 
 /// Checks the browser's answer and stores the new passkey.
@@ -255,9 +237,6 @@ async fn add(
 /// What a person is told when the browser's answer to "add a passkey" was not accepted.
 fn registration_words(refusal: &PasskeyRefusal) -> &'static str {
     match refusal {
-        PasskeyRefusal::NotVerified(why) if why.contains("CredentialAlteredAlgFromRequest") => {
-            "That passkey is registered already."
-        }
         PasskeyRefusal::Expired | PasskeyRefusal::Malformed(_) | PasskeyRefusal::NotVerified(_) => {
             "The passkey could not be added. Please try again."
         }

@@ -7,11 +7,13 @@
 //! lockout someone aimed at the account by guessing its password does not stop its owner's
 //! passkey.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use webauthn_rs::prelude::Passkey as Credential;
 
 use super::{Proof, Refused, SignIn, Verified};
-use crate::auth::passkeys::{credential_from_json, credential_to_json, PasskeyRefusal, Passkeys};
+use crate::auth::passkeys::{
+    credential_from_json, credential_to_json, credentials_of, PasskeyRefusal, Passkeys,
+};
 use crate::error::Error;
 use crate::events::{Event, Who};
 use crate::models::{
@@ -60,14 +62,6 @@ fn fail(refused: impl Into<PasskeyRefused>, user: Option<&User>) -> Failure {
     }
 }
 
-/// A ceremony's first step for the browser: the options plus `"ceremony": id`.
-fn options_for(ceremony: String, mut options: Value) -> Value {
-    if let Some(o) = options.as_object_mut() {
-        o.insert("ceremony".into(), json!(ceremony));
-    }
-    options
-}
-
 impl SignIn<'_> {
     fn relying_party(&self) -> Result<&Passkeys, PasskeyRefused> {
         self.passkeys.ok_or(PasskeyRefused::Off)
@@ -88,15 +82,11 @@ impl SignIn<'_> {
     pub async fn begin_passkey(&self) -> Result<Value, PasskeyRefused> {
         let passkeys = self.relying_party()?;
         self.passkey_throttle(None).await?;
+        let now = self.sessions.clock().db_now();
         let started = passkeys.start_sign_in()?;
-        let (now, state) = (self.sessions.clock().db_now(), started.state);
-        let id = self
-            .db
-            .run(move |conn| {
-                passkey_ceremony::begin(conn, CeremonyPurpose::SignIn, None, state, now)
-            })
-            .await?;
-        Ok(options_for(id, started.options))
+        Ok(started
+            .store(self.db, CeremonyPurpose::SignIn, None, now)
+            .await?)
     }
 
     /// Finishes a passkey sign-in: the ceremony (once), the credential the answer names
@@ -202,21 +192,9 @@ impl SignIn<'_> {
         if rows.is_empty() {
             return Err(PasskeyRefusal::Unknown.into());
         }
-        let credentials = rows
-            .iter()
-            .map(|r| credential_from_json(&r.passkey))
-            .collect::<Result<Vec<_>, _>>()?;
-        let started = passkeys.start_second_factor(&credentials)?;
-        let (now, state, id) = (
-            self.sessions.clock().db_now(),
-            started.state,
-            user_id.to_string(),
-        );
-        let ceremony = self
-            .db
-            .run(move |conn| passkey_ceremony::begin(conn, purpose, Some(&id), state, now))
-            .await?;
-        Ok(options_for(ceremony, started.options))
+        let now = self.sessions.clock().db_now();
+        let started = passkeys.start_second_factor(&credentials_of(&rows)?)?;
+        Ok(started.store(self.db, purpose, Some(user_id), now).await?)
     }
 
     /// Finishes a passkey second factor for `user_id`: the ceremony begun for that account
@@ -288,11 +266,7 @@ impl SignIn<'_> {
             let why = format!("account {} is disabled", user.id);
             return Err(fail(PasskeyRefusal::NotVerified(why), Some(&user)));
         }
-        let credentials = rows
-            .iter()
-            .map(|r| credential_from_json(&r.passkey))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fail(e, Some(&user)))?;
+        let credentials = credentials_of(&rows).map_err(|e| fail(e, Some(&user)))?;
         let (credential_id, updated) = passkeys
             .finish_second_factor(answer, &taken.state, &credentials)
             .map_err(|r| fail(r, Some(&user)))?;
